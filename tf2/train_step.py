@@ -1,0 +1,107 @@
+"""One SimCLR training step per replica, and several of them per tf.function call.
+
+Per replica (original `run.py` single_step): forward both views, NT-Xent over
+the global batch (pretraining), cross-entropy of the supervised head
+(fine-tuning, or linear eval while pretraining on both views' labels), the
+explicit weight-decay term; the loss is divided by the number of replicas
+because gradients are summed across replicas when applied, so the applied
+gradient is that of the global-batch loss.
+
+Metrics are not stateful Keras metrics: each step returns its replica-mean
+values and the multi-step loop returns their mean over the steps it ran.
+"""
+import tensorflow as tf
+
+from tf2 import nt_xent
+from tf2.optimizers import weight_decay_loss
+
+
+def supervised_loss(labels, logits):
+  """Mean softmax cross-entropy for integer labels."""
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)))
+
+
+def metric_names(config):
+  names = ['weight_decay', 'total_loss']
+  if config.train_mode == 'pretrain':
+    names += ['contrast_loss', 'contrast_acc', 'contrast_entropy']
+  if config.has_supervised_head:
+    names += ['supervised_loss', 'supervised_acc']
+  return names
+
+
+class TrainStep:
+  """Builds the replica step and the distributed multi-step loop for a model."""
+
+  def __init__(self, config, model, optimizer, strategy):
+    self.config = config
+    self.model = model
+    self.optimizer = optimizer
+    self.strategy = strategy
+    self.metric_names = metric_names(config)
+    step = self.replica_step
+    if config.jit_compile:
+      step = tf.function(step, jit_compile=True)
+    self._compiled_replica_step = step
+
+  def losses(self, images, labels, training=True):
+    """Returns (total loss, metrics dict) for one replica's batch."""
+    cfg = self.config
+    outputs = self.model(images, training=training)
+    metrics = {}
+    loss = tf.constant(0.0)
+    if cfg.train_mode == 'pretrain':
+      con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
+          outputs['proj_head_output'], hidden_norm=cfg.hidden_norm,
+          temperature=cfg.temperature)
+      acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
+      metrics.update(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
+      loss += con_loss
+    if 'logits_sup' in outputs:
+      logits = outputs['logits_sup']
+      views = logits.shape[0] // labels.shape[0] if labels.shape[0] else 1
+      sup_labels = tf.tile(labels, [views]) if views > 1 else labels
+      sup_loss = supervised_loss(sup_labels, logits)
+      correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32),
+                         tf.cast(sup_labels, tf.int32))
+      metrics.update(supervised_loss=sup_loss,
+                     supervised_acc=tf.reduce_mean(tf.cast(correct, tf.float32)))
+      loss += sup_loss
+    wd = weight_decay_loss(self.model.trainable_variables, cfg.optimizer, cfg.weight_decay)
+    loss += wd
+    metrics.update(weight_decay=wd, total_loss=loss)
+    return loss, metrics
+
+  def replica_step(self, images, labels):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      loss, metrics = self.losses(images, labels)
+      scaled_loss = loss / self.strategy.num_replicas_in_sync
+    grads = tape.gradient(scaled_loss, variables)
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    self.optimizer.apply_gradients(pairs)
+    return metrics
+
+  def build_optimizer_state(self):
+    """Creates the optimizer slots up front (not inside a replica context)."""
+    with self.strategy.scope():
+      self.optimizer.build(self.model.trainable_variables)
+
+  def make_loop(self):
+    """tf.function(iterator, num_steps) -> metrics averaged over the steps run."""
+    strategy = self.strategy
+    names = self.metric_names
+
+    @tf.function
+    def loop(iterator, num_steps):
+      sums = {name: tf.constant(0.0) for name in names}
+      for _ in tf.range(num_steps):
+        images, labels = next(iterator)
+        per_replica = strategy.run(self._compiled_replica_step, (images, labels))
+        sums = {name: sums[name] + strategy.reduce(
+            tf.distribute.ReduceOp.MEAN, per_replica[name], axis=None) for name in names}
+      count = tf.cast(tf.maximum(num_steps, 1), tf.float32)
+      return {name: sums[name] / count for name in names}
+
+    return loop
