@@ -18,6 +18,8 @@ statistics are used.
 import keras
 import tensorflow as tf
 
+from tf2.dtypes import at_least_float32
+
 
 def _replicas_in_sync():
   ctx = tf.distribute.get_replica_context()
@@ -56,8 +58,9 @@ class BatchNormalization(keras.layers.Layer):
         trainable=False, autocast=False, aggregation='mean')
 
   def _scale_offset(self, channels):
-    gamma = self.gamma if self.scale else tf.ones([channels])
-    beta = self.beta if self.center else tf.zeros([channels])
+    dtype = self.variable_dtype
+    gamma = self.gamma if self.scale else tf.ones([channels], dtype)
+    beta = self.beta if self.center else tf.zeros([channels], dtype)
     return tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
 
   def call(self, inputs, training=False):
@@ -67,6 +70,9 @@ class BatchNormalization(keras.layers.Layer):
       return self._normalize(inputs, self.moving_mean, self.moving_variance, gamma, beta)
     if self.synchronized and _replicas_in_sync() > 1:
       mean, variance = self._global_moments(inputs)
+      outputs = self._normalize(inputs, mean, variance, gamma, beta)
+    elif inputs.dtype == tf.float64:  # No fused kernel for float64.
+      mean, variance = tf.nn.moments(inputs, list(range(inputs.shape.rank - 1)))
       outputs = self._normalize(inputs, mean, variance, gamma, beta)
     else:
       outputs, mean, variance = self._fused_train(inputs, gamma, beta)
@@ -93,11 +99,11 @@ class BatchNormalization(keras.layers.Layer):
 
   def _global_moments(self, inputs):
     """Mean and biased variance over the global batch (one all-reduce)."""
-    x = tf.cast(inputs, tf.float32)
+    x = at_least_float32(inputs)
     axes = list(range(inputs.shape.rank - 1))
     local_sum = tf.reduce_sum(x, axes)
     local_sq_sum = tf.reduce_sum(tf.square(x), axes)
-    local_count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+    local_count = tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype)
     packed = tf.concat([local_sum, local_sq_sum, tf.reshape(local_count, [1])], 0)
     total = tf.distribute.get_replica_context().all_reduce(
         tf.distribute.ReduceOp.SUM, packed)
@@ -108,16 +114,18 @@ class BatchNormalization(keras.layers.Layer):
     return mean, variance
 
   def _normalize(self, inputs, mean, variance, gamma, beta):
-    x = tf.cast(inputs, tf.float32)
-    inv = tf.math.rsqrt(tf.cast(variance, tf.float32) + self.epsilon) * gamma
-    y = x * inv + (beta - tf.cast(mean, tf.float32) * inv)
+    x = at_least_float32(inputs)
+    inv = tf.math.rsqrt(tf.cast(variance, x.dtype) + self.epsilon) * tf.cast(gamma, x.dtype)
+    y = x * inv + (tf.cast(beta, x.dtype) - tf.cast(mean, x.dtype) * inv)
     return tf.cast(y, inputs.dtype)
 
   def _update_moving(self, mean, variance):
     decay = 1.0 - self.momentum
-    self.moving_mean.assign(self.moving_mean * self.momentum + tf.stop_gradient(mean) * decay)
+    dtype = self.moving_mean.dtype
+    self.moving_mean.assign(
+        self.moving_mean * self.momentum + tf.cast(tf.stop_gradient(mean), dtype) * decay)
     self.moving_variance.assign(
-        self.moving_variance * self.momentum + tf.stop_gradient(variance) * decay)
+        self.moving_variance * self.momentum + tf.cast(tf.stop_gradient(variance), dtype) * decay)
 
   def compute_output_shape(self, input_shape):
     return input_shape

@@ -15,7 +15,7 @@ LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
-PRECISIONS = ('float32', 'mixed_bfloat16')
+PRECISIONS = ('float32', 'mixed_bfloat16', 'float64')
 
 
 @dataclasses.dataclass(frozen=True)

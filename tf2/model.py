@@ -6,7 +6,7 @@ splits them into a `[views * B, H, W, 3]` batch (view-major), so that BN sees
 every view together, and optionally blurs each image on the accelerator
 (pretraining only).
 
-`call` returns a dict of float32 tensors: `proj_head_input` (the encoder
+`call` returns a dict of float32 (float64 in float64 mode) tensors: `proj_head_input` (the encoder
 output), `proj_head_output` (equal to the input with head mode `none`), and
 `logits_sup` when the model has a supervised head (fine-tuning, or linear
 evaluation while pretraining, where the head sees a stop-gradient of the
@@ -17,13 +17,10 @@ import keras
 import tensorflow as tf
 
 from tf2 import blur
+from tf2.dtypes import at_least_float32, dtype_policy
 from tf2.config import Config
 from tf2.heads import ProjectionHead, SupervisedHead
 from tf2.resnet import resnet_from_config
-
-
-def dtype_policy(config: Config):
-  return None if config.precision == 'float32' else keras.DTypePolicy(config.precision)
 
 
 def split_views(images):
@@ -42,7 +39,7 @@ class SimCLRModel(keras.Model):
     super().__init__(name=kwargs.pop('name', 'simclr'), **kwargs)
     self.config = config
     self.num_classes = num_classes
-    dtype = dtype_policy(config)
+    dtype = dtype_policy(config.precision)
     self.resnet_model = resnet_from_config(config, dtype)
     self.projection_head = ProjectionHead(
         config.proj_head_mode, config.num_proj_layers, config.proj_out_dim,
@@ -66,7 +63,7 @@ class SimCLRModel(keras.Model):
       outputs['logits_sup'] = self.supervised_head(ft_input, training=training)
     if return_endpoints:
       outputs.update(endpoints)
-    return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
+    return {k: at_least_float32(v) for k, v in outputs.items()}
 
   def build_for(self, image_size=None, views=None):
     """Creates every variable by calling the model on a dummy batch.

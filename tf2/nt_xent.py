@@ -19,6 +19,8 @@ The mean of the per-replica losses equals the loss of the global batch.
 """
 import tensorflow as tf
 
+from tf2.dtypes import at_least_float32
+
 LARGE_NUM = 1e9
 
 
@@ -44,7 +46,7 @@ def nt_xent_loss(hidden, hidden_norm=True, temperature=1.0):
   gathered second views; `labels` [n, 2N] are one-hot at the positives, as
   in the original (the metrics below use them).
   """
-  hidden = tf.cast(hidden, tf.float32)
+  hidden = at_least_float32(hidden)
   if hidden_norm:
     hidden = tf.math.l2_normalize(hidden, -1)
   hidden1, hidden2 = tf.split(hidden, 2, 0)
@@ -53,8 +55,8 @@ def nt_xent_loss(hidden, hidden_norm=True, temperature=1.0):
   hidden2_large = cross_replica_concat(hidden2)
   enlarged_batch_size = tf.shape(hidden1_large)[0]
   labels_idx = tf.range(batch_size) + _replica_id() * batch_size
-  labels = tf.one_hot(labels_idx, enlarged_batch_size * 2)
-  masks = tf.one_hot(labels_idx, enlarged_batch_size)
+  labels = tf.one_hot(labels_idx, enlarged_batch_size * 2, dtype=hidden.dtype)
+  masks = tf.one_hot(labels_idx, enlarged_batch_size, dtype=hidden.dtype)
 
   logits_aa = tf.matmul(hidden1, hidden1_large, transpose_b=True) / temperature
   logits_aa = logits_aa - masks * LARGE_NUM

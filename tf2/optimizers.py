@@ -11,6 +11,8 @@ The L2 term is `weight_decay * sum(||v||^2 / 2)` (tf.nn.l2_loss).
 import keras
 import tensorflow as tf
 
+from tf2.dtypes import at_least_float32
+
 from tf2.lars import LARS, DEFAULT_EXCLUDE
 
 
@@ -35,5 +37,5 @@ def weight_decay_variables(variables, optimizer_name):
 def weight_decay_loss(variables, optimizer_name, weight_decay):
   chosen = weight_decay_variables(variables, optimizer_name)
   if not chosen or not weight_decay:
-    return tf.constant(0.0)
-  return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in chosen])
+    return tf.constant(0.0, variables[0].dtype if variables else tf.float32)
+  return weight_decay * tf.add_n([tf.nn.l2_loss(at_least_float32(v)) for v in chosen])

@@ -13,13 +13,14 @@ values and the multi-step loop returns their mean over the steps it ran.
 import tensorflow as tf
 
 from tf2 import nt_xent
+from tf2.dtypes import at_least_float32
 from tf2.optimizers import weight_decay_loss
 
 
 def supervised_loss(labels, logits):
   """Mean softmax cross-entropy for integer labels."""
   return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)))
+      labels=tf.cast(labels, tf.int32), logits=at_least_float32(logits)))
 
 
 def metric_names(config):
@@ -50,7 +51,7 @@ class TrainStep:
     cfg = self.config
     outputs = self.model(images, training=training)
     metrics = {}
-    loss = tf.constant(0.0)
+    loss = 0.0
     if cfg.train_mode == 'pretrain':
       con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
           outputs['proj_head_output'], hidden_norm=cfg.hidden_norm,
@@ -66,7 +67,7 @@ class TrainStep:
       correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32),
                          tf.cast(sup_labels, tf.int32))
       metrics.update(supervised_loss=sup_loss,
-                     supervised_acc=tf.reduce_mean(tf.cast(correct, tf.float32)))
+                     supervised_acc=tf.reduce_mean(tf.cast(correct, sup_loss.dtype)))
       loss += sup_loss
     wd = weight_decay_loss(self.model.trainable_variables, cfg.optimizer, cfg.weight_decay)
     loss += wd
@@ -81,7 +82,7 @@ class TrainStep:
     grads = tape.gradient(scaled_loss, variables)
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     self.optimizer.apply_gradients(pairs)
-    return metrics
+    return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
 
   def build_optimizer_state(self):
     """Creates the optimizer slots up front (not inside a replica context)."""

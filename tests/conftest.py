@@ -1,0 +1,48 @@
+"""Test setup: 8 logical CPU devices for cross-replica tests, shared fixtures.
+
+The CPU is split before TensorFlow initialises its devices, so every test can
+compare an 8-replica MirroredStrategy against a single-device computation.
+"""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Grappler's graph rewrites do not change results but cost most of the
+# compile time of the small graphs here; tests skip them.
+tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
+
+NUM_LOGICAL_DEVICES = 8
+_cpus = tf.config.list_physical_devices('CPU')
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_DEVICES)
+
+SHARED_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
+
+
+@pytest.fixture(scope='session')
+def strategy8():
+  devices = [d.name for d in tf.config.list_logical_devices('CPU')][:NUM_LOGICAL_DEVICES]
+  return tf.distribute.MirroredStrategy(devices)
+
+
+@pytest.fixture
+def rng():
+  return np.random.RandomState(0)
+
+
+def per_replica_slices(strategy, array):
+  """Distributes consecutive equal slices of `array` (axis 0) to the replicas."""
+  n = strategy.num_replicas_in_sync
+  size = array.shape[0] // n
+
+  def value_fn(ctx):
+    i = ctx.replica_id_in_sync_group
+    return tf.constant(array[i * size:(i + 1) * size])
+
+  return strategy.experimental_distribute_values_from_function(value_fn)

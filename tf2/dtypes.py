@@ -1,0 +1,22 @@
+"""Numeric precision: Keras dtype policies and the dtype losses are computed in.
+
+`float32` (default), `mixed_bfloat16` (bf16 compute, float32 variables and
+losses: about 1.7x faster on CPUs with AVX-512 bf16, native on TPUs) and
+`float64` (for numerical verification: distributed vs single-device results
+agree to ~1e-12 instead of float32 noise).
+"""
+import keras
+import tensorflow as tf
+
+
+def dtype_policy(precision):
+  return None if precision == 'float32' else keras.DTypePolicy(precision)
+
+
+def loss_dtype(x):
+  """float64 stays float64; everything else is computed in float32."""
+  return tf.float64 if x.dtype == tf.float64 else tf.float32
+
+
+def at_least_float32(x):
+  return tf.cast(x, loss_dtype(x))
