@@ -27,11 +27,10 @@ class LinearLayer(keras.layers.Layer):
     self.use_bias = use_bias
     self.use_bn = use_bn
     self.zero_init = zero_init
-    self.bn = BatchNormalization(
-        momentum=bn_momentum, epsilon=BATCH_NORM_EPSILON, center=use_bias,
-        synchronized=global_bn, name='batch_normalization',
-        dtype=kwargs.get('dtype')) if use_bn else None
+    self.bn_momentum = bn_momentum
+    self.global_bn = global_bn
     self.dense = None
+    self.bn = None
 
   def build(self, input_shape):
     units = self.units or int(input_shape[-1])
@@ -39,6 +38,10 @@ class LinearLayer(keras.layers.Layer):
     self.dense = keras.layers.Dense(
         units, use_bias=self.use_bias and not self.use_bn,
         kernel_initializer=initializer, name='dense', dtype=self.dtype_policy)
+    if self.use_bn:
+      self.bn = BatchNormalization(
+          momentum=self.bn_momentum, epsilon=BATCH_NORM_EPSILON, center=self.use_bias,
+          synchronized=self.global_bn, name='batch_normalization', dtype=self.dtype_policy)
 
   def call(self, inputs, training=False):
     if inputs.shape.rank != 2:
