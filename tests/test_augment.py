@@ -1,0 +1,101 @@
+"""SimCLR augmentations: crop statistics, jitter/grayscale rates, ranges, eval crop."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf2 import augment
+
+N_DRAWS = 2000
+
+
+def colourful(h=40, w=48, seed=0):
+  rng = np.random.RandomState(seed)
+  return tf.constant(rng.uniform(0.1, 0.9, (h, w, 3)).astype(np.float32))
+
+
+def within(rate, p, n, sigmas=4):
+  return abs(rate - p) <= sigmas * np.sqrt(p * (1 - p) / n)
+
+
+def test_crop_area_and_aspect_ranges():
+  shape = tf.constant([200, 300, 3])
+  sample = tf.function(lambda: augment.sample_crop_box(shape))
+  areas, aspects = [], []
+  for _ in range(N_DRAWS):
+    _, size = sample()
+    h, w = size.numpy()
+    areas.append(h * w / (200 * 300))
+    aspects.append(w / h)
+  areas, aspects = np.array(areas), np.array(aspects)
+  # Integer rounding of the box allows a hair outside the nominal ranges.
+  assert areas.min() >= 0.08 - 0.005 and areas.max() <= 1.0
+  assert aspects.min() >= 0.75 * 0.97 and aspects.max() <= 4 / 3 * 1.03
+  # Areas spread over the range (area drawn uniformly, minus the boxes that do
+  # not fit the image at the drawn aspect ratio, which skews it low).
+  assert 0.25 < np.median(areas) < 0.6
+  assert (areas < 0.2).mean() > 0.05 and (areas > 0.8).mean() > 0.05
+
+
+def test_colour_jitter_and_grayscale_rates():
+  image = colourful()
+  jitter = tf.function(lambda: augment.random_color_jitter(image, strength=1.0))
+  unchanged = gray = 0
+  for _ in range(N_DRAWS):
+    out = jitter().numpy()
+    assert out.min() >= 0 and out.max() <= 1
+    if np.array_equal(out, image.numpy()):
+      unchanged += 1
+    elif np.allclose(out[..., 0], out[..., 1]) and np.allclose(out[..., 1], out[..., 2]):
+      gray += 1
+  # Untouched iff neither jitter (p 0.8) nor grayscale (p 0.2) applied.
+  assert within(unchanged / N_DRAWS, 0.2 * 0.8, N_DRAWS)
+  assert within(gray / N_DRAWS, 0.2, N_DRAWS)
+
+
+@pytest.mark.parametrize('impl', ['simclrv1', 'simclrv2'])
+def test_brightness_implementations(impl):
+  image = tf.fill([4, 4, 3], 0.5)
+  outs = np.array([augment.random_brightness(image, 0.4, impl).numpy()[0, 0, 0]
+                   for _ in range(300)])
+  if impl == 'simclrv2':  # multiplicative: 0.5 * [0.6, 1.4]
+    assert outs.min() >= 0.3 - 1e-6 and outs.max() <= 0.7 + 1e-6
+  else:  # additive: 0.5 + [-0.4, 0.4]
+    assert outs.min() >= 0.1 - 1e-6 and outs.max() <= 0.9 + 1e-6
+  assert outs.std() > 0.05
+
+
+def test_train_views_shape_range_and_independence():
+  image = tf.cast(colourful(60, 80) * 255, tf.uint8)
+  views = augment.pretrain_views(image, 32, strength=0.5).numpy()
+  assert views.shape == (32, 32, 6) and views.dtype == np.float32
+  assert views.min() >= 0 and views.max() <= 1
+  assert not np.allclose(views[..., :3], views[..., 3:])
+
+
+def test_eval_center_crop_matches_independent_computation():
+  rng = np.random.RandomState(1)
+  image = rng.rand(100, 60, 3).astype(np.float32)
+  out = augment.preprocess(tf.constant(image), 48, is_training=False, color_distort=False)
+  # Square target on a portrait image: limited by width -> 0.875 * 60 = 52.5 -> 52
+  # (round half to even), centred with offset rounded up.
+  crop = 52
+  oy, ox = (100 - crop + 1) // 2, (60 - crop + 1) // 2
+  expected = tf.image.resize(image[oy:oy + crop, ox:ox + crop], [48, 48], method='bicubic')
+  np.testing.assert_allclose(out.numpy(), np.clip(expected.numpy(), 0, 1), atol=1e-6)
+  # CIFAR-sized images are not cropped at evaluation.
+  small = rng.rand(32, 32, 3).astype(np.float32)
+  np.testing.assert_allclose(
+      augment.preprocess(tf.constant(small), 32, False, False).numpy(), small, atol=1e-6)
+
+
+@pytest.mark.parametrize('channels,dtype', [(1, np.uint8), (2, np.uint8), (4, np.uint8),
+                                            (3, np.uint16), (3, np.float32)])
+def test_to_float_rgb(channels, dtype):
+  rng = np.random.RandomState(2)
+  maximum = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+  raw = (rng.rand(5, 6, channels) * maximum).astype(dtype)
+  out = augment.to_float_rgb(tf.constant(raw)).numpy()
+  assert out.shape == (5, 6, 3) and out.dtype == np.float32
+  scaled = raw.astype(np.float64) / maximum
+  expected = np.repeat(scaled[..., :1], 3, -1) if channels < 3 else scaled[..., :3]
+  np.testing.assert_allclose(out, expected, atol=1e-6)

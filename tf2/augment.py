@@ -1,0 +1,165 @@
+"""SimCLR data augmentation (paper appendix A; the original `data_util.py` policy).
+
+Training views: random resized crop (area 8%-100%, aspect ratio 3/4-4/3,
+bicubic resize), horizontal flip, then (pretraining only) colour distortion
+of strength s: with probability 0.8 brightness 0.8s, contrast 0.8s,
+saturation 0.8s and hue 0.2s in random order, each result clipped to [0, 1],
+then grayscale with probability 0.2. Brightness is multiplicative
+(`simclrv2`, factor in [max(0, 1 - 0.8s), 1 + 0.8s]) or additive
+(`simclrv1`). Gaussian blur is applied batched on the accelerator by the
+model (`tf2/blur.py`); `blur=True` here blurs per image instead.
+
+Evaluation: a centre crop keeping 87.5% of the shorter side at the target
+aspect ratio, bicubic resize; no crop for images of 32 px or less.
+
+Every image first becomes 3-channel float32 in [0, 1] (`to_float_rgb`).
+"""
+import functools
+
+import tensorflow as tf
+
+from tf2 import blur as blur_lib
+
+CROP_PROPORTION = 0.875
+AREA_RANGE = (0.08, 1.0)
+ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def to_float_rgb(image):
+  """Any decoded image (uint8/uint16/float; 1, 2, 3 or 4 channels) -> float32 RGB [0, 1]."""
+  image = tf.image.convert_image_dtype(image, tf.float32)
+  channels = image.shape[-1]
+  if channels == 1:
+    image = tf.tile(image, [1, 1, 3])
+  elif channels == 2:  # gray + alpha
+    image = tf.tile(image[..., :1], [1, 1, 3])
+  elif channels == 4:  # RGBA: drop alpha
+    image = image[..., :3]
+  elif channels is None:
+    image = tf.cond(tf.shape(image)[-1] < 3,
+                    lambda: tf.tile(image[..., :1], [1, 1, 3]),
+                    lambda: image[..., :3])
+  image.set_shape([None, None, 3])
+  return image
+
+
+def random_apply(func, p, x):
+  """func(x) with probability p, else x."""
+  return tf.cond(tf.random.uniform([]) < p, lambda: func(x), lambda: x)
+
+
+def sample_crop_box(image_shape, aspect_ratio=1.0):
+  """(offset [y, x], size [h, w]) of a random crop: area 8-100%, aspect 3/4-4/3."""
+  bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
+  begin, size, _ = tf.image.sample_distorted_bounding_box(
+      image_shape, bounding_boxes=bbox, min_object_covered=0.1,
+      aspect_ratio_range=(ASPECT_RATIO_RANGE[0] * aspect_ratio,
+                          ASPECT_RATIO_RANGE[1] * aspect_ratio),
+      area_range=AREA_RANGE, max_attempts=100, use_image_if_no_bounding_boxes=True)
+  return begin[:2], size[:2]
+
+
+def random_crop_with_resize(image, height, width):
+  offset, size = sample_crop_box(tf.shape(image), width / height)
+  image = tf.image.crop_to_bounding_box(image, offset[0], offset[1], size[0], size[1])
+  return tf.image.resize(image, [height, width], method='bicubic')
+
+
+def random_brightness(image, max_delta, impl='simclrv2'):
+  if impl == 'simclrv2':
+    factor = tf.random.uniform([], tf.maximum(1.0 - max_delta, 0.0), 1.0 + max_delta)
+    return image * factor
+  if impl == 'simclrv1':
+    return tf.image.random_brightness(image, max_delta=max_delta)
+  raise ValueError(f'Unknown colour jitter implementation {impl!r}.')
+
+
+def to_grayscale(image):
+  return tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
+
+
+def color_jitter(image, strength, impl='simclrv2'):
+  """Brightness, contrast, saturation, hue in a random order, clipping after each."""
+  brightness = contrast = saturation = 0.8 * strength
+  hue = 0.2 * strength
+  transforms = [
+      lambda x: random_brightness(x, brightness, impl) if brightness else x,
+      lambda x: tf.image.random_contrast(x, 1 - contrast, 1 + contrast) if contrast else x,
+      lambda x: tf.image.random_saturation(x, 1 - saturation, 1 + saturation)
+      if saturation else x,
+      lambda x: tf.image.random_hue(x, hue) if hue else x,
+  ]
+  order = tf.random.shuffle(tf.range(4))
+  for i in range(4):
+    image = tf.switch_case(order[i], [functools.partial(t, image) for t in transforms])
+    image = tf.clip_by_value(image, 0.0, 1.0)
+  return image
+
+
+def random_color_jitter(image, strength, impl='simclrv2'):
+  """Colour jitter with probability 0.8, then grayscale with probability 0.2."""
+  image = random_apply(functools.partial(color_jitter, strength=strength, impl=impl), 0.8, image)
+  return random_apply(to_grayscale, 0.2, image)
+
+
+def center_crop(image, height, width, crop_proportion=CROP_PROPORTION):
+  """Centre crop keeping `crop_proportion` of the image at the target aspect; bicubic resize."""
+  shape = tf.shape(image)
+  image_h = tf.cast(shape[0], tf.float32)
+  image_w = tf.cast(shape[1], tf.float32)
+  aspect = width / height
+
+  def wider_request():  # target wider than the image: limited by width
+    return (tf.cast(tf.math.rint(crop_proportion / aspect * image_w), tf.int32),
+            tf.cast(tf.math.rint(crop_proportion * image_w), tf.int32))
+
+  def taller_request():  # limited by height
+    return (tf.cast(tf.math.rint(crop_proportion * image_h), tf.int32),
+            tf.cast(tf.math.rint(crop_proportion * aspect * image_h), tf.int32))
+
+  crop_h, crop_w = tf.cond(aspect > image_w / image_h, wider_request, taller_request)
+  offset_h = (shape[0] - crop_h + 1) // 2
+  offset_w = (shape[1] - crop_w + 1) // 2
+  image = tf.image.crop_to_bounding_box(image, offset_h, offset_w, crop_h, crop_w)
+  return tf.image.resize(image, [height, width], method='bicubic')
+
+
+def preprocess_for_train(image, height, width, color_distort=True, strength=1.0,
+                         impl='simclrv2', crop=True, flip=True, blur=False):
+  """One training view of a float RGB image in [0, 1]."""
+  if crop:
+    image = random_crop_with_resize(image, height, width)
+  if flip:
+    image = tf.image.random_flip_left_right(image)
+  if color_distort:
+    image = random_color_jitter(image, strength, impl)
+  if blur:
+    image = random_apply(lambda x: blur_lib.random_blur(x, height), 0.5, image)
+  image = tf.reshape(image, [height, width, 3])
+  return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def preprocess_for_eval(image, height, width, crop=True):
+  if crop:
+    image = center_crop(image, height, width)
+  image = tf.reshape(image, [height, width, 3])
+  return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def preprocess(image, image_size, is_training, color_distort, strength=1.0,
+               impl='simclrv2'):
+  """The original's `preprocess_image` for a decoded image of any dtype/channels.
+
+  Test-time cropping is off for images of 32 px or less (CIFAR).
+  """
+  image = to_float_rgb(image)
+  if is_training:
+    return preprocess_for_train(image, image_size, image_size, color_distort, strength, impl)
+  return preprocess_for_eval(image, image_size, image_size, crop=image_size > 32)
+
+
+def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2):
+  """`views` independent augmentations stacked on the channel axis: [H, W, 3 * views]."""
+  image = to_float_rgb(image)
+  return tf.concat([preprocess_for_train(image, image_size, image_size, True, strength, impl)
+                    for _ in range(views)], -1)
