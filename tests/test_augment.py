@@ -18,13 +18,13 @@ def within(rate, p, n, sigmas=4):
 
 
 def test_crop_area_and_aspect_ranges():
-  shape = tf.constant([200, 300, 3])
+  shape = tf.constant([240, 240, 3])
   sample = tf.function(lambda: augment.sample_crop_box(shape))
   areas, aspects = [], []
   for _ in range(N_DRAWS):
     _, size = sample()
     h, w = size.numpy()
-    areas.append(h * w / (200 * 300))
+    areas.append(h * w / (240 * 240))
     aspects.append(w / h)
   areas, aspects = np.array(areas), np.array(aspects)
   # Integer rounding of the box allows a hair outside the nominal ranges.
@@ -33,7 +33,7 @@ def test_crop_area_and_aspect_ranges():
   # Areas spread over the range (area drawn uniformly, minus the boxes that do
   # not fit the image at the drawn aspect ratio, which skews it low).
   assert 0.25 < np.median(areas) < 0.6
-  assert (areas < 0.2).mean() > 0.05 and (areas > 0.8).mean() > 0.05
+  assert (areas < 0.2).mean() > 0.05 and (areas > 0.8).mean() > 0.02
 
 
 def test_colour_jitter_and_grayscale_rates():
