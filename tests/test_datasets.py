@@ -1,0 +1,159 @@
+"""Dataset sources: image folders (mixed formats, corrupt files), subset lists, TFDS."""
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from conftest import SHARED_DIR
+from tf2 import datasets
+
+
+def write(path, data):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as f:
+    f.write(data)
+
+
+def png(value, channels=3, dtype=np.uint8, size=6):
+  return tf.io.encode_png(np.full((size, size, channels), value, dtype)).numpy()
+
+
+def jpg(value, size=6):
+  return tf.io.encode_jpeg(np.full((size, size, 3), value, np.uint8), quality=100).numpy()
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+  root = tmp_path / 'data'
+  write(root / 'train/cat/a.jpg', jpg(10))
+  write(root / 'train/cat/b.png', png(20))
+  write(root / 'train/cat/gray.png', png(30, channels=1))
+  write(root / 'train/dog/rgba.png', png(40, channels=4))
+  write(root / 'train/dog/deep.png', png(50 * 257, dtype=np.uint16))
+  write(root / 'train/dog/upper.JPEG', jpg(60))
+  write(root / 'train/dog/corrupt.jpg', b'<html>404 not found</html>')
+  write(root / 'train/dog/notes.txt', b'not listed: wrong extension')
+  write(root / 'test/cat/c.png', png(70))
+  write(root / 'test/dog/d.png', png(80))
+  return str(root)
+
+
+def collect(ds):
+  return [(img.numpy(), int(lbl)) for img, lbl in ds]
+
+
+def test_labelled_mixed_format_folder(mixed_folder):
+  source = datasets.build_source(mixed_folder, None, ['train', 'test'])
+  assert source.num_classes == 2
+  assert source.split_sizes == {'train': 6, 'test': 2}
+  assert [os.path.basename(p) for p in source.skipped_files] == ['corrupt.jpg']
+  items = collect(source.read('train'))
+  assert len(items) == 6
+  for image, _ in items:
+    assert image.shape == (6, 6, 3) and image.dtype == np.uint8
+  values = sorted((int(round(img.mean())), label) for img, label in items)
+  # 16-bit 50*257 becomes 50 in 8 bits; JPEG values are within a level or two.
+  assert [label for _, label in values] == [0, 0, 0, 1, 1, 1]
+  assert np.allclose([v for v, _ in values], [10, 20, 30, 40, 50, 60], atol=2)
+
+
+def test_strict_mode_names_the_corrupt_file(mixed_folder):
+  with pytest.raises(datasets.DatasetError, match='corrupt.jpg'):
+    datasets.build_source(mixed_folder, None, ['train'], strict=True)
+
+
+def test_corrupt_body_behind_valid_header_does_not_stop_reading(tmp_path):
+  root = tmp_path / 'data'
+  write(root / 'train/a/good.png', png(5))
+  write(root / 'train/a/broken.png', b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+  source = datasets.build_source(str(root), None, ['train'])
+  assert len(collect(source.read('train'))) == 1
+
+
+def test_unlabelled_folders(tmp_path):
+  split_root = tmp_path / 'split'
+  for i in range(3):
+    write(split_root / f'train/{i}.png', png(i))
+  source = datasets.build_source(str(split_root), None, ['train'])
+  assert source.num_classes == 0 and source.split_sizes == {'train': 3}
+  assert [label for _, label in collect(source.read('train'))] == [-1, -1, -1]
+  flat = tmp_path / 'flat'
+  for i in range(2):
+    write(flat / f'{i}.jpg', jpg(i))
+  assert datasets.build_source(str(flat), None, ['train']).split_sizes == {'train': 2}
+
+
+def test_folder_errors(tmp_path):
+  (tmp_path / 'empty/train/cls').mkdir(parents=True)
+  with pytest.raises(datasets.DatasetError, match='No images'):
+    datasets.build_source(str(tmp_path / 'empty'), None, ['train'])
+  with pytest.raises(datasets.DatasetError, match="No split 'validation'"):
+    datasets.build_source(str(tmp_path / 'empty'), None, ['validation'])
+  with pytest.raises(datasets.DatasetError, match='neither a TFDS name nor'):
+    datasets.build_source(str(tmp_path / 'missing'), None, ['train'])
+
+
+def test_subset_list_selects_exactly_the_listed_files(tmp_path):
+  root = tmp_path / 'data'
+  for i in range(10):
+    write(root / f'train/c{i % 2}/n{i:04d}.png', png(i * 10))
+  listed = ['n0001.png', 'n0004.png', 'n0007.png', 'n0008.png']
+  subset = tmp_path / 'subset.txt'
+  subset.write_text('\n'.join(listed) + '\n')
+  for split in (str(subset), f'train:{subset}'):
+    source = datasets.build_source(str(root), None, [split])
+    assert source.num_examples(split) == 4
+    got = sorted(int(img[0, 0, 0]) // 10 for img, _ in collect(source.read(split)))
+    assert got == [1, 4, 7, 8]
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_DIR), reason='../shared is absent')
+def test_published_one_percent_list():
+  path = os.path.join(SHARED_DIR, 'reference', 'imagenet_subsets', '1percent.txt')
+  names = datasets.read_subset_list(path)
+  assert len(names) == 12811 and len(set(names)) == 12811
+  digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+  assert digest.startswith('71e82a48') and digest.endswith('cf17')
+
+
+def test_tfds_through_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=12):
+    source = datasets.build_source('cifar10', str(tmp_path), ['train', 'test[:50%]'])
+    assert source.num_classes == 10
+    assert source.split_sizes['train'] == 12
+    image, label = next(iter(source.read('train')))
+    assert image.shape == (32, 32, 3) and 0 <= int(label) < 10
+
+
+def test_tfds_errors_fail_fast_without_downloading(tmp_path):
+  with pytest.raises(datasets.DatasetError, match='does not know a dataset'):
+    datasets.build_source('no_such_dataset_xyz', str(tmp_path), ['train'])
+  start = time.time()
+  with pytest.raises(datasets.DatasetError, match='not prepared'):
+    datasets.build_source('cifar10', str(tmp_path), ['train'])
+  assert time.time() - start < 30
+
+
+@pytest.fixture(scope='session')
+def real_cifar10(tmp_path_factory):
+  if not os.path.isdir(SHARED_DIR):
+    pytest.skip('../shared is absent')
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  subprocess.run([sys.executable, os.path.join(SHARED_DIR, 'tools', 'prepare_cifar10.py'),
+                  '--data_dir', data_dir, '--train_limit', '2000'], check=True,
+                 capture_output=True)
+  return data_dir
+
+
+def test_real_cifar10(real_cifar10):
+  source = datasets.build_source('cifar10', real_cifar10, ['train', 'test'])
+  assert source.num_classes == 10
+  assert source.split_sizes == {'train': 2000, 'test': 10000}
+  labels = [int(l) for _, l in source.read('test').take(500)]
+  assert len(set(labels)) == 10

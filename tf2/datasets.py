@@ -1,0 +1,273 @@
+"""Where images come from: TFDS datasets, image folders, in-memory arrays.
+
+Every source yields `(image, label)` pairs of decoded images (any dtype,
+1-4 channels; the augmentations turn them into float RGB) and int64 labels
+(-1 for unlabelled folders), knows its class count and split sizes, and reads
+its own shard of the data under `tf.distribute` (`input_context`).
+
+- TFDS by name (`--dataset=cifar10 --data_dir=...`), any split syntax
+  (`train[:10%]`). Nothing is ever downloaded: an unknown name or a dataset
+  that is not prepared in `data_dir` fails at once with what to do.
+- A folder (`--dataset=/path/root`): `root/<split>/<class>/*.{jpg,jpeg,png}`,
+  classes sorted by name; `root/<split>/*.jpg` (or images directly in root,
+  for the train split) is an unlabelled set for pretraining. Files whose
+  header is not JPEG/PNG/GIF/BMP are skipped, counted and named in the log
+  (`strict=True`: the first one stops the run with its path).
+- A subset list: a split given as `<split>:<file>` or as the path of an
+  existing file of image file names, one per line (the ImageNet 1%/10%
+  lists), keeps only the listed images of the train split.
+"""
+import concurrent.futures
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM')
+
+
+class DatasetError(ValueError):
+  """A dataset that cannot be read, with what to do about it."""
+
+
+@dataclasses.dataclass
+class DatasetSource:
+  """A dataset's metadata and a reader `read(split, input_context, shuffle_files)`."""
+  name: str
+  num_classes: int
+  split_sizes: dict
+  reader: Callable
+  skipped_files: tuple = ()
+
+  def num_examples(self, split):
+    return self.split_sizes[split]
+
+  def read(self, split, input_context=None, shuffle_files=False):
+    return self.reader(split, input_context, shuffle_files)
+
+
+def parse_subset_split(split):
+  """'train:/path/list.txt' or '/path/list.txt' -> ('train', path); else (split, None)."""
+  if os.path.isfile(split):
+    return 'train', split
+  if ':' in split:
+    base, path = split.split(':', 1)
+    if os.path.isfile(path):
+      return base, path
+  return split, None
+
+
+def read_subset_list(path):
+  with tf.io.gfile.GFile(path) as f:
+    names = [line.strip() for line in f if line.strip()]
+  if not names:
+    raise DatasetError(f'The subset list {path} is empty.')
+  return names
+
+
+# ---------------------------------------------------------------------------
+# TFDS
+
+
+def tfds_source(name, data_dir, splits) -> DatasetSource:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise DatasetError(
+        f'TFDS does not know a dataset named {name!r}. Check the spelling '
+        '(e.g. cifar10, imagenet2012, imagenet2012_subset/1pct), or pass a '
+        'folder of images as --dataset=/path/to/root.') from e
+
+  resolved = {split: parse_subset_split(split) for split in splits}
+
+  def reader(split, input_context=None, shuffle_files=False):
+    base, subset_path = resolved[split]
+    read_config = tfds.ReadConfig(interleave_cycle_length=32, interleave_block_length=1,
+                                  input_context=input_context)
+    try:
+      ds = builder.as_dataset(split=base, shuffle_files=shuffle_files,
+                              read_config=read_config, as_supervised=subset_path is None)
+    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
+      raise not_prepared_error(name, builder.data_dir) from e
+    except ValueError as e:
+      raise DatasetError(f'Split {base!r} of {name}: {e}') from e
+    if subset_path is not None:
+      ds = filter_by_file_name(ds, read_subset_list(subset_path), 'file_name')
+      ds = ds.map(lambda x: (x['image'], x['label']))
+    return ds
+
+  # Fail fast (before building a model) if the data is not there.
+  for split in splits:
+    reader(split)
+  num_classes = builder.info.features['label'].num_classes
+  sizes = {}
+  for split in splits:
+    base, subset_path = resolved[split]
+    if subset_path is not None:
+      sizes[split] = count_examples(reader(split))
+      continue
+    try:
+      sizes[split] = builder.info.splits[base].num_examples
+    except (KeyError, ValueError):  # e.g. under tfds.testing.mock_data
+      sizes[split] = count_examples(reader(split))
+  return DatasetSource(name, num_classes, sizes, reader)
+
+
+def not_prepared_error(name, data_dir):
+  hint = ''
+  if name == 'cifar10':
+    hint = (' Offline, `python ../shared/tools/prepare_cifar10.py --data_dir DIR` '
+            'builds it from the JPEG tarball.')
+  return DatasetError(
+      f'The TFDS dataset {name!r} is not prepared in {data_dir}. This program never '
+      'downloads (offline that hangs for minutes): prepare it once with '
+      f'`tfds build {name.split("/")[0]} --data_dir=<dir>` (ImageNet needs its '
+      f'manual download) and pass --data_dir=<dir>.{hint}')
+
+
+def filter_by_file_name(ds, names, key):
+  """Keeps elements whose `key` feature's base name is in `names`."""
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          tf.constant([os.path.basename(n) for n in names]),
+          tf.ones([len(names)], tf.int32)), default_value=0)
+  return ds.filter(lambda x: table.lookup(tf.strings.split(x[key], '/')[-1]) > 0)
+
+
+def count_examples(ds):
+  return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+# ---------------------------------------------------------------------------
+# Image folders
+
+
+def _list_images(directory):
+  return sorted(os.path.join(directory, f) for f in tf.io.gfile.listdir(directory)
+                if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _header_ok(path):
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    head = f.read(8)
+  return any(head.startswith(m) for m in _MAGIC)
+
+
+def scan_folder(root, split):
+  """(paths, labels, class_names) of `root/<split>`; labels -1 if unlabelled."""
+  directory = os.path.join(root, split)
+  if not tf.io.gfile.isdir(directory):
+    if split == 'train' and _list_images(root):
+      directory = root  # A flat folder of images: unlabelled pretraining data.
+    else:
+      available = sorted(d for d in tf.io.gfile.listdir(root)
+                         if tf.io.gfile.isdir(os.path.join(root, d)))
+      raise DatasetError(f'No split {split!r} in {root}: expected {directory}/. '
+                         f'Splits found: {available or "none"}.')
+  classes = sorted(d.rstrip('/') for d in tf.io.gfile.listdir(directory)
+                   if tf.io.gfile.isdir(os.path.join(directory, d)))
+  paths, labels = [], []
+  if classes:
+    for index, cls in enumerate(classes):
+      files = _list_images(os.path.join(directory, cls))
+      paths += files
+      labels += [index] * len(files)
+  else:
+    paths = _list_images(directory)
+    labels = [-1] * len(paths)
+  if not paths:
+    raise DatasetError(f'No images ({"/".join(IMAGE_EXTENSIONS)}) under {directory}.')
+  return paths, labels, classes
+
+
+def folder_source(root, splits, strict=False) -> DatasetSource:
+  if not tf.io.gfile.isdir(root):
+    raise DatasetError(f'--dataset={root} is neither a TFDS name nor an existing folder.')
+  scanned, skipped, class_names = {}, [], None
+  for split in splits:
+    base, subset_path = parse_subset_split(split)
+    paths, labels, classes = scan_folder(root, base)
+    if subset_path is not None:
+      keep = {os.path.basename(n) for n in read_subset_list(subset_path)}
+      pairs = [(p, l) for p, l in zip(paths, labels) if os.path.basename(p) in keep]
+      missing = len(keep) - len(pairs)
+      if missing:
+        logging.warning('%d images of the subset list %s are not in %s/%s.', missing,
+                        subset_path, root, base)
+      paths, labels = [p for p, _ in pairs], [l for _, l in pairs]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+      ok = list(pool.map(_header_ok, paths))
+    bad = [p for p, good in zip(paths, ok) if not good]
+    if bad and strict:
+      raise DatasetError(f'Not a JPEG/PNG/GIF/BMP image: {bad[0]} (strict image checking).')
+    for path in bad:
+      logging.warning('Skipping unreadable image %s', path)
+    skipped += bad
+    scanned[split] = ([p for p, g in zip(paths, ok) if g],
+                      [l for l, g in zip(labels, ok) if g])
+    if classes and class_names is None:
+      class_names = classes
+  if skipped:
+    logging.warning('Skipped %d unreadable image file(s) in %s.', len(skipped), root)
+
+  def reader(split, input_context=None, shuffle_files=False):
+    paths, labels = scanned[split]
+    ds = tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int64)))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if shuffle_files:
+      ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
+    ds = ds.map(lambda p, l: (decode_image(tf.io.read_file(p)), l),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if not strict:  # A body corrupt past a valid header: drop it, don't stop.
+      ds = ds.ignore_errors(log_warning=True)
+    return ds
+
+  return DatasetSource(root, len(class_names or []), {s: len(v[0]) for s, v in scanned.items()},
+                       reader, tuple(skipped))
+
+
+def decode_image(data):
+  """Decodes JPEG/PNG/GIF/BMP bytes to [H, W, C] (first frame; truncated JPEGs recovered)."""
+  return tf.cond(
+      tf.io.is_jpeg(data),
+      lambda: tf.io.decode_jpeg(data, channels=3, try_recover_truncated=True,
+                                acceptable_fraction=0.5),
+      lambda: tf.io.decode_image(data, channels=3, expand_animations=False,
+                                 dtype=tf.uint8))
+
+
+# ---------------------------------------------------------------------------
+# In-memory arrays (the embedded quickstart data, tests)
+
+
+def array_source(name, splits: dict, num_classes) -> DatasetSource:
+  """`splits` maps a split name to (uint8 images [N, H, W, 3], int labels [N])."""
+
+  def reader(split, input_context=None, shuffle_files=False):
+    images, labels = splits[split]
+    ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64)))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return ds
+
+  return DatasetSource(name, num_classes, {s: len(v[1]) for s, v in splits.items()}, reader)
+
+
+def build_source(dataset, data_dir, splits, strict=False,
+                 builtin: Optional[Callable] = None) -> DatasetSource:
+  """Resolves `--dataset`: a folder path, a built-in name (`builtin`), or TFDS."""
+  # TFDS names may contain '/' (imagenet2012_subset/1pct): a path is an
+  # existing directory or starts like one.
+  if dataset.startswith(('/', './', '../', '~', 'gs://')) or tf.io.gfile.isdir(dataset):
+    return folder_source(os.path.expanduser(dataset), splits, strict)
+  if builtin is not None:
+    source = builtin(dataset, data_dir, splits)
+    if source is not None:
+      return source
+  return tfds_source(dataset, data_dir, splits)
