@@ -140,8 +140,14 @@ def preprocess_for_train(image, height, width, color_distort=True, strength=1.0,
 
 
 def preprocess_for_eval(image, height, width, crop=True):
+  """Centre crop + resize; without crop, images of another size are resized."""
   if crop:
     image = center_crop(image, height, width)
+  else:
+    shape = tf.shape(image)
+    image = tf.cond(tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width)),
+                    lambda: image,
+                    lambda: tf.image.resize(image, [height, width], method='bicubic'))
   image = tf.reshape(image, [height, width, 3])
   return tf.clip_by_value(image, 0.0, 1.0)
 
