@@ -1,0 +1,73 @@
+"""Augmented images per second of the pretraining input pipeline on this machine.
+
+    python benchmarks/augment_throughput.py [--seconds 20] [--data_dir DIR]
+
+Two cases, each through the full `tf2.input_pipeline` (decode, two SimCLR
+views per image, batching, prefetch; no model):
+- 32 px: CIFAR-10 from `--data_dir` (a TFDS dir made by
+  ../shared/tools/prepare_cifar10.py) if given, else random 32x32 images;
+- 224 px: a folder of ImageNet-sized JPEGs (500x375, generated here).
+Prints images/s (each image yields two views).
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf2 import datasets, input_pipeline  # noqa: E402
+from tf2.config import Config  # noqa: E402
+
+
+def measure(source, config, seconds):
+  ds = input_pipeline.make_input_fn(source, config, is_training=True)()
+  it = iter(ds)
+  next(it)  # warm up
+  count, start = 0, time.time()
+  while time.time() - start < seconds:
+    images, _ = next(it)
+    count += int(images.shape[0])
+  return count / (time.time() - start)
+
+
+def jpeg_folder(root, n=256):
+  rng = np.random.RandomState(0)
+  for i in range(n):
+    path = os.path.join(root, 'train', f'c{i % 4}', f'{i}.jpg')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Smooth random content compresses like a photo (not like noise).
+    small = rng.randint(0, 255, (24, 32, 3)).astype(np.uint8)
+    image = tf.cast(tf.image.resize(small, [375, 500]), tf.uint8)
+    tf.io.write_file(path, tf.io.encode_jpeg(image, quality=90))
+  return root
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--seconds', type=float, default=20)
+  parser.add_argument('--data_dir', default=None)
+  args = parser.parse_args()
+  cifar_cfg = Config(image_size=32, train_batch_size=128, color_jitter_strength=0.5,
+                     train_split='train')
+  if args.data_dir:
+    source, what = datasets.build_source('cifar10', args.data_dir, ['train']), 'CIFAR-10'
+  else:
+    images = np.random.RandomState(0).randint(0, 255, (2048, 32, 32, 3)).astype(np.uint8)
+    source = datasets.array_source('random32', {'train': (images, np.zeros(2048))}, 10)
+    what = 'random 32x32'
+  rate = measure(source, cifar_cfg, args.seconds)
+  print(f'32 px ({what}), batch 128, 2 views: {rate:.0f} images/s')
+  with tempfile.TemporaryDirectory() as tmp:
+    folder = datasets.build_source(jpeg_folder(tmp), None, ['train'])
+    cfg = Config(image_size=224, train_batch_size=64, train_split='train', cache_dataset=False)
+    rate = measure(folder, cfg, args.seconds)
+    print(f'224 px (500x375 JPEG folder), batch 64, 2 views: {rate:.0f} images/s')
+
+
+if __name__ == '__main__':
+  main()
