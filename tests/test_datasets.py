@@ -157,3 +157,19 @@ def test_real_cifar10(real_cifar10):
   assert source.split_sizes == {'train': 2000, 'test': 10000}
   labels = [int(l) for _, l in source.read('test').take(500)]
   assert len(set(labels)) == 10
+
+
+def test_palette_png_and_cmyk_jpeg_decode_to_rgb(tmp_path):
+  import io
+  from PIL import Image
+  rgb = np.zeros((6, 6, 3), np.uint8)
+  rgb[...] = (200, 50, 100)
+  palette, cmyk = io.BytesIO(), io.BytesIO()
+  Image.fromarray(rgb).quantize(colors=4).save(palette, 'PNG')  # adaptive palette
+  Image.fromarray(rgb).convert('CMYK').save(cmyk, 'JPEG', quality=100)
+  write(tmp_path / 'd/train/x/palette.png', palette.getvalue())
+  write(tmp_path / 'd/train/x/cmyk.jpg', cmyk.getvalue())
+  source = datasets.build_source(str(tmp_path / 'd'), None, ['train'])
+  for image, _ in collect(source.read('train')):
+    assert image.shape == (6, 6, 3)
+    assert np.abs(image.astype(int) - rgb).max() <= 2

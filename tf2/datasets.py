@@ -143,6 +143,13 @@ def count_examples(ds):
   return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
+def shard(ds, input_context):
+  """This input pipeline's share of `ds` (every host reads its own part)."""
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  return ds
+
+
 # ---------------------------------------------------------------------------
 # Image folders
 
@@ -217,9 +224,8 @@ def folder_source(root, splits, strict=False) -> DatasetSource:
 
   def reader(split, input_context=None, shuffle_files=False):
     paths, labels = scanned[split]
-    ds = tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int64)))
-    if input_context is not None and input_context.num_input_pipelines > 1:
-      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    ds = shard(tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int64))),
+               input_context)
     if shuffle_files:
       ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
     ds = ds.map(lambda p, l: (decode_image(tf.io.read_file(p)), l),
@@ -251,10 +257,8 @@ def array_source(name, splits: dict, num_classes) -> DatasetSource:
 
   def reader(split, input_context=None, shuffle_files=False):
     images, labels = splits[split]
-    ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64)))
-    if input_context is not None and input_context.num_input_pipelines > 1:
-      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    return ds
+    return shard(tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64))),
+                 input_context)
 
   return DatasetSource(name, num_classes, {s: len(v[1]) for s, v in splits.items()}, reader)
 
