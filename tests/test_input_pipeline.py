@@ -52,3 +52,18 @@ def test_finetune_inputs_are_single_views():
   input_fn = input_pipeline.make_input_fn(indexed_source(20), cfg, is_training=True)
   images, labels = next(iter(input_fn()))
   assert images.shape == (16, 8, 8, 3) and labels.dtype == tf.int64
+
+
+def test_cache_dataset_keeps_decoded_images_in_memory(tmp_path):
+  root = tmp_path / 'data'
+  for i in range(3):
+    path = root / 'test' / 'c' / f'{i}.png'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_png(np.full((8, 8, 3), i * 40, np.uint8)).numpy())
+  source = datasets.build_source(str(root), None, ['test'])
+  ds = input_pipeline.make_input_fn(source, CFG.replace(cache_dataset=True), False)()
+  first = sorted(float(x.numpy().mean()) for x in next(iter(ds))[0])
+  for path in (root / 'test' / 'c').iterdir():
+    path.unlink()  # a second pass must not touch the files
+  second = sorted(float(x.numpy().mean()) for x in next(iter(ds))[0])
+  assert len(first) == 3 and first == second
