@@ -29,7 +29,7 @@ def gaussian_weights(sigma, radius):
 
 
 def _separable_depthwise(images, taps):
-  """images [1, H, W, C]; taps [C, k]: a different 1-D kernel per channel."""
+  """images [N, H, W, C]; taps [C, k]: a different 1-D kernel per channel."""
   channels, k = taps.shape[0], taps.shape[1]
   taps = tf.cast(tf.transpose(taps), images.dtype)  # [k, C]
   horizontal = tf.reshape(taps, [1, k, channels, 1])
