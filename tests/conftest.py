@@ -4,6 +4,7 @@ The CPU is split before TensorFlow initialises its devices, so every test can
 compare an 8-replica MirroredStrategy against a single-device computation.
 """
 import os
+import subprocess
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -46,3 +47,15 @@ def per_replica_slices(strategy, array):
     return tf.constant(array[i * size:(i + 1) * size])
 
   return strategy.experimental_distribute_values_from_function(value_fn)
+
+
+@pytest.fixture(scope='session')
+def real_cifar10(tmp_path_factory):
+  """A TFDS data_dir with CIFAR-10 (2,000 train images, full test) from ../shared."""
+  if not os.path.isdir(SHARED_DIR):
+    pytest.skip('../shared is absent')
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  subprocess.run([sys.executable, os.path.join(SHARED_DIR, 'tools', 'prepare_cifar10.py'),
+                  '--data_dir', data_dir, '--train_limit', '2000'], check=True,
+                 capture_output=True)
+  return data_dir

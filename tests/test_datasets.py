@@ -1,8 +1,6 @@
 """Dataset sources: image folders (mixed formats, corrupt files), subset lists, TFDS."""
 import hashlib
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -138,17 +136,6 @@ def test_tfds_errors_fail_fast_without_downloading(tmp_path):
   with pytest.raises(datasets.DatasetError, match='not prepared'):
     datasets.build_source('cifar10', str(tmp_path), ['train'])
   assert time.time() - start < 30
-
-
-@pytest.fixture(scope='session')
-def real_cifar10(tmp_path_factory):
-  if not os.path.isdir(SHARED_DIR):
-    pytest.skip('../shared is absent')
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  subprocess.run([sys.executable, os.path.join(SHARED_DIR, 'tools', 'prepare_cifar10.py'),
-                  '--data_dir', data_dir, '--train_limit', '2000'], check=True,
-                 capture_output=True)
-  return data_dir
 
 
 def test_real_cifar10(real_cifar10):

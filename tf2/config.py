@@ -18,6 +18,10 @@ COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64')
 
 
+class ConfigError(ValueError):
+  """A setting, or a combination of settings, that cannot work; names the flag."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Every setting of a SimCLR run. Immutable; derive variants with `replace`."""
@@ -62,11 +66,20 @@ class Config:
   # Checkpoints and export.
   model_dir: Optional[str] = None
   checkpoint: Optional[str] = None
-  variable_schema: str = '.*'
+  # Regex (re.match) over the original's variable names selecting what
+  # --checkpoint initialises; the original's default '?!global_step' is read
+  # as '(?!global_step)'.
+  variable_schema: str = '?!global_step'
   zero_init_logits_layer: bool = False
   fine_tune_after_block: int = -1
   keep_checkpoint_max: int = 5
   keep_hub_module_max: int = 1
+  # NEW: also export a SavedModel at the end of --mode=train (evaluation
+  # always exports).
+  export_saved_model: bool = False
+  # NEW: after training/evaluation, fit a linear classifier on frozen
+  # features of the trained and of a randomly initialised encoder, and print both.
+  linear_probe: bool = False
   # Distribution.
   use_tpu: bool = True
   tpu_name: Optional[str] = None
@@ -86,6 +99,9 @@ class Config:
   width_multiplier: int = 1
   resnet_depth: int = 50
   sk_ratio: float = 0.0
+  # NEW: channels of the stem and first block group before width_multiplier
+  # (64 in every published model; 16 gives a tiny ResNet for CPU runs).
+  resnet_base_width: int = 64
   se_ratio: float = 0.0
   # NEW: numerics and compilation.
   precision: str = 'float32'
@@ -113,7 +129,7 @@ class Config:
     def choice(name, allowed):
       value = getattr(self, name)
       if value not in allowed:
-        raise ValueError(f'--{name}={value!r} is not one of {list(allowed)}.')
+        raise ConfigError(f'--{name}={value!r} is not one of {list(allowed)}.')
     choice('train_mode', TRAIN_MODES)
     choice('mode', MODES)
     choice('optimizer', OPTIMIZERS)
@@ -122,30 +138,33 @@ class Config:
     choice('resnet_depth', RESNET_DEPTHS)
     choice('color_jitter_impl', COLOR_JITTER_IMPLS)
     choice('precision', PRECISIONS)
+    if self.resnet_base_width < 2 or self.resnet_base_width % 2:
+      raise ConfigError(f'--resnet_base_width must be an even number >= 2, got '
+                        f'{self.resnet_base_width}.')
     if self.width_multiplier < 1:
-      raise ValueError(f'--width_multiplier must be >= 1, got {self.width_multiplier}.')
+      raise ConfigError(f'--width_multiplier must be >= 1, got {self.width_multiplier}.')
     if not -1 <= self.fine_tune_after_block <= 4:
-      raise ValueError('--fine_tune_after_block must be in [-1, 4] '
+      raise ConfigError('--fine_tune_after_block must be in [-1, 4] '
                        f'(-1: train everything), got {self.fine_tune_after_block}.')
     if self.train_mode == 'pretrain' and self.fine_tune_after_block != -1:
-      raise ValueError(
+      raise ConfigError(
           'Layer freezing is not supported during pretraining: with '
           '--train_mode=pretrain set --fine_tune_after_block=-1 '
           f'(got {self.fine_tune_after_block}).')
     if self.proj_head_mode == 'nonlinear' and self.num_proj_layers < 1:
-      raise ValueError('--num_proj_layers must be >= 1 with --proj_head_mode=nonlinear.')
+      raise ConfigError('--num_proj_layers must be >= 1 with --proj_head_mode=nonlinear.')
     num_outputs = self.num_proj_layers if self.proj_head_mode == 'nonlinear' else (
         1 if self.proj_head_mode == 'linear' else 0)
     if not -(num_outputs + 1) <= self.ft_proj_selector <= num_outputs:
-      raise ValueError(
+      raise ConfigError(
           f'--ft_proj_selector={self.ft_proj_selector} is out of range: the '
           f'projection head has {num_outputs} layer(s), so it must be in '
           f'[{-(num_outputs + 1)}, {num_outputs}] (0: encoder output).')
     if self.temperature <= 0:
-      raise ValueError(f'--temperature must be > 0, got {self.temperature}.')
+      raise ConfigError(f'--temperature must be > 0, got {self.temperature}.')
     for name in ('train_batch_size', 'eval_batch_size', 'image_size', 'proj_out_dim'):
       if getattr(self, name) <= 0:
-        raise ValueError(f'--{name} must be positive, got {getattr(self, name)}.')
+        raise ConfigError(f'--{name} must be positive, got {getattr(self, name)}.')
     if self.sk_ratio < 0 or self.se_ratio < 0:
-      raise ValueError('--sk_ratio and --se_ratio must be >= 0.')
+      raise ConfigError('--sk_ratio and --se_ratio must be >= 0.')
     return self

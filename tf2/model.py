@@ -49,10 +49,13 @@ class SimCLRModel(keras.Model):
         num_classes, zero_init=config.zero_init_logits_layer,
         dtype=dtype) if config.has_supervised_head else None
 
-  def call(self, inputs, training=False, return_endpoints=False):
+  def call(self, inputs, training=False, return_endpoints=False, apply_blur=None):
+    """`apply_blur=None`: blur when training a pretraining model with use_blur."""
     cfg = self.config
     features = split_views(inputs)
-    if training and cfg.use_blur and cfg.train_mode == 'pretrain':
+    if apply_blur is None:
+      apply_blur = training and cfg.use_blur and cfg.train_mode == 'pretrain'
+    if apply_blur:
       features = blur.batch_random_blur(features, cfg.image_size)
     hiddens, endpoints = self.resnet_model(features, training=training, return_endpoints=True)
     proj_output, ft_input = self.projection_head(hiddens, training=training)

@@ -246,11 +246,11 @@ class BlockGroup(keras.layers.Layer):
 class Stem(keras.layers.Layer):
   """Initial conv(s) + BN-ReLU (+ 3x3/2 max pool for ImageNet-sized images)."""
 
-  def __init__(self, width_multiplier, cifar_stem, args: LayerArgs, **kwargs):
+  def __init__(self, width_multiplier, cifar_stem, args: LayerArgs, base_width=64, **kwargs):
     super().__init__(dtype=args.dtype, **kwargs)
     self.cifar_stem = cifar_stem
     self.resnet_d = args.sk_ratio > 0 and not cifar_stem
-    width = 64 * width_multiplier
+    width = base_width * width_multiplier
     if cifar_stem:
       self.conv_0 = args.conv(width, 3, 1, name='conv_0')
     elif self.resnet_d:
@@ -290,16 +290,17 @@ class ResNet(keras.layers.Layer):
   """
 
   def __init__(self, depth=50, width_multiplier=1, cifar_stem=False,
-               fine_tune_after_block=-1, args: LayerArgs = LayerArgs(), **kwargs):
+               fine_tune_after_block=-1, args: LayerArgs = LayerArgs(), base_width=64,
+               **kwargs):
     super().__init__(dtype=args.dtype, **kwargs)
     if depth not in ARCHITECTURES:
       raise ValueError(f'resnet_depth must be one of {sorted(ARCHITECTURES)}, got {depth}.')
     bottleneck, layers = ARCHITECTURES[depth]
     self.fine_tune_after_block = fine_tune_after_block
-    self.stem = Stem(width_multiplier, cifar_stem, args, name='stem')
+    self.stem = Stem(width_multiplier, cifar_stem, args, base_width=base_width, name='stem')
     for i, (name, blocks) in enumerate(zip(BLOCK_GROUP_NAMES, layers)):
       setattr(self, name, BlockGroup(
-          64 * (2 ** i) * width_multiplier, bottleneck, blocks, 1 if i == 0 else 2,
+          base_width * (2 ** i) * width_multiplier, bottleneck, blocks, 1 if i == 0 else 2,
           args, name=name))
     if fine_tune_after_block >= 0:
       # The setter propagates to every sub-layer (BN then uses moving stats).
@@ -334,4 +335,4 @@ def resnet_from_config(config, dtype=None) -> ResNet:
   return ResNet(depth=config.resnet_depth, width_multiplier=config.width_multiplier,
                 cifar_stem=config.cifar_stem,
                 fine_tune_after_block=config.encoder_fine_tune_after_block,
-                args=args, name='resnet')
+                args=args, base_width=config.resnet_base_width, name='resnet')

@@ -1,0 +1,104 @@
+"""The training loop: step plan, checkpoints, interruption and resume with optimizer state."""
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf2 import checkpointing
+from tf2 import training
+from tf2.config import Config
+from tf2.datasets import array_source
+from tf2.lr_schedule import schedule_from_config
+from tf2.model import SimCLRModel
+from tf2.optimizers import build_optimizer
+
+CONFIG = Config(resnet_depth=18, image_size=16, use_tpu=False, global_bn=False,
+                resnet_base_width=8, train_batch_size=8, train_steps=4, checkpoint_steps=2,
+                train_summary_steps=1, use_blur=False, warmup_epochs=0)
+
+
+def test_plan_follows_the_original_formulas():
+  plan = training.make_plan(Config(train_batch_size=512, train_epochs=100), 50000)
+  assert plan.train_steps == 50000 * 100 // 512 + 1
+  assert plan.epoch_steps == round(50000 / 512) == 98
+  assert plan.checkpoint_steps == 98
+  assert plan.loop_steps == 98  # min(checkpoint, summary=100)
+  plan = training.make_plan(Config(train_steps=10, checkpoint_steps=4, steps_per_loop=3), 100)
+  assert (plan.train_steps, plan.checkpoint_steps, plan.loop_steps) == (10, 4, 3)
+
+
+@pytest.fixture
+def source(rng):
+  images = rng.randint(0, 256, [32, 16, 16, 3]).astype(np.uint8)
+  return array_source('arrays', {'train': (images, rng.randint(0, 3, 32))}, 3)
+
+
+def build(config, num_examples=32):
+  strategy = tf.distribute.get_strategy()
+  model = SimCLRModel(config, 3).build_for()
+  optimizer = build_optimizer(config, schedule_from_config(config, num_examples))
+  return model, optimizer, strategy
+
+
+def optimizer_state(optimizer):
+  return {v.path: v.numpy() for v in optimizer.variables}
+
+
+def test_interrupted_run_saves_and_resumes_with_the_same_optimizer_state(source, tmp_path):
+  model_dir = str(tmp_path)
+  model, optimizer, strategy = build(CONFIG)
+  seen = {}
+
+  def preempt(step):
+    if step == 1:
+      seen['state'] = optimizer_state(optimizer)
+      seen['weights'] = [v.numpy() for v in model.variables]
+      os.kill(os.getpid(), signal.SIGTERM)  # What a preempted VM receives.
+
+  config = CONFIG.replace(steps_per_loop=1)
+  with pytest.raises(KeyboardInterrupt):
+    training.train(config, model, optimizer, strategy, source, model_dir, on_loop_end=preempt)
+  # Step 1 is not a checkpoint step: the interrupt handler saved it.
+  assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-1')
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
+      signal.getsignal(signal.SIGTERM))
+
+  model2, optimizer2, strategy = build(CONFIG)
+  training.TrainStep(config, model2, optimizer2, strategy).build_optimizer_state()
+  manager = checkpointing.make_manager(model2, optimizer2, model_dir, 5)
+  assert training.restore_or_initialize(config, model2, optimizer2, manager) == 1
+  restored = optimizer_state(optimizer2)
+  assert restored.keys() == seen['state'].keys()
+  momenta = [k for k in restored if 'momentum' in k.lower()]
+  assert momenta
+  for key, value in seen['state'].items():
+    np.testing.assert_array_equal(restored[key], value, err_msg=key)
+  assert any(np.abs(restored[k]).sum() > 0 for k in momenta)
+  for a, b in zip(seen['weights'], model2.variables):
+    np.testing.assert_array_equal(a, b.numpy())
+
+  final = training.train(config, model2, optimizer2, strategy, source, model_dir)
+  assert final == 4 and tf.train.latest_checkpoint(model_dir).endswith('ckpt-4')
+
+
+def test_checkpoints_at_the_interval_and_summaries(source, tmp_path):
+  model, optimizer, strategy = build(CONFIG)
+  assert training.train(CONFIG, model, optimizer, strategy, source, str(tmp_path)) == 4
+  state = tf.train.get_checkpoint_state(str(tmp_path))
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ['ckpt-2', 'ckpt-4']
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(tmp_path))
+  # A finished run does nothing more when started again.
+  model, optimizer, strategy = build(CONFIG)
+  assert training.train(CONFIG, model, optimizer, strategy, source, str(tmp_path)) == 4
+
+
+def test_resuming_into_another_architecture_is_refused(source, tmp_path):
+  model, optimizer, strategy = build(CONFIG.replace(train_steps=2))
+  training.train(CONFIG.replace(train_steps=2), model, optimizer, strategy, source,
+                 str(tmp_path))
+  other = CONFIG.replace(resnet_base_width=16)
+  model, optimizer, strategy = build(other)
+  with pytest.raises(checkpointing.CheckpointMismatchError, match='new --model_dir'):
+    training.train(other, model, optimizer, strategy, source, str(tmp_path))

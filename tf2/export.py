@@ -1,0 +1,54 @@
+"""SavedModel export: `model_dir/saved_model/<step>/`, loadable and fine-tunable.
+
+The exported object is called as `module(images, trainable=bool)` on a float32
+batch `[B, H, W, 3]` in [0, 1] and returns a dict of the encoder endpoints
+(`initial_conv`, `initial_max_pool`, `block_group1`..`4`, `final_avg_pool`),
+`proj_head_input`, `proj_head_output` and, when the model has a supervised
+head, `logits_sup`. `trainable=True` runs BatchNorm in training mode (batch
+statistics, moving averages updated) so that the module can be fine-tuned:
+`module.variables` and `module.trainable_variables` list its variables
+explicitly (a `tf.Module` does not see the variables of a Keras 3 model),
+and gradients flow through the call. `tf.saved_model.load` and `hub.load`
+both read it. Blur is never applied inside the module.
+"""
+import os
+
+from absl import logging
+import tensorflow as tf
+
+
+class _Exported(tf.__internal__.tracking.AutoTrackable):
+  """The object saved: the model, explicit variable lists, and the call."""
+
+  def __init__(self, model):
+    super().__init__()
+    self.model = model
+    self.variables = [v.value for v in model.variables]
+    self.trainable_variables = [v.value for v in model.trainable_variables]
+    self.regularization_losses = []
+
+    @tf.function
+    def call(images, trainable=False):
+      return model(images, training=trainable, return_endpoints=True, apply_blur=False)
+
+    # One trace per mode; the loaded object dispatches on the Python bool.
+    images = tf.TensorSpec([None, None, None, 3], tf.float32)
+    call.get_concrete_function(images, False)
+    call.get_concrete_function(images, True)
+    self.__call__ = call
+
+
+def export_saved_model(model, model_dir, step, keep_max=1):
+  """Writes `model_dir/saved_model/<step>/`, keeping the newest `keep_max` exports."""
+  base = os.path.join(model_dir, 'saved_model')
+  export_dir = os.path.join(base, str(int(step)))
+  if tf.io.gfile.exists(export_dir):
+    tf.io.gfile.rmtree(export_dir)
+  tf.saved_model.save(_Exported(model), export_dir)
+  logging.info('Exported SavedModel to %s', export_dir)
+  if keep_max > 0:
+    steps = sorted(int(d.rstrip('/')) for d in tf.io.gfile.listdir(base)
+                   if d.rstrip('/').isdigit())
+    for old in steps[:-keep_max]:
+      tf.io.gfile.rmtree(os.path.join(base, str(old)))
+  return export_dir

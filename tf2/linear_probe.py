@@ -1,0 +1,94 @@
+"""Linear evaluation on frozen features (SimCLR section 4 protocol, full-batch form).
+
+Features are the encoder output (`proj_head_input`, the pooled representation)
+of centre-cropped images, computed once in inference mode; a multinomial
+logistic regression is fitted on the standardised training features by
+full-batch Adam with a small L2 penalty, and its test accuracy is reported.
+`compare_with_random_encoder` runs the same protocol on a randomly
+initialised encoder of the same architecture, whose BatchNorm statistics are
+first estimated on training images (otherwise its untrained moving averages
+would make the baseline unfairly weak).
+"""
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tf2 import input_pipeline
+
+
+def extract_features(model, source, config, split, batch_size=256):
+  """(features [N, D] float32, labels [N]) of `split`, eval preprocessing."""
+  input_fn = input_pipeline.make_input_fn(source, config, is_training=False, split=split,
+                                          global_batch_size=batch_size)
+
+  @tf.function
+  def features(images):
+    return model(images, training=False)['proj_head_input']
+
+  xs, ys = [], []
+  for images, labels in input_fn():
+    xs.append(features(images).numpy())
+    ys.append(labels.numpy())
+  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+
+
+def estimate_batch_norm_statistics(model, source, config, split, batches=20, batch_size=256):
+  """Runs training-mode forward passes (no weight update) so BN moving averages fit the data."""
+  input_fn = input_pipeline.make_input_fn(source, config, is_training=False, split=split,
+                                          global_batch_size=batch_size)
+
+  @tf.function
+  def forward(images):
+    model(images, training=True, apply_blur=False)
+
+  for images, _ in input_fn().take(batches):
+    forward(images)
+
+
+def fit_logistic_regression(train_x, train_y, num_classes, steps=500, l2=1e-4,
+                            learning_rate=0.05):
+  """Returns predict(x) -> class ids, for weights fitted on standardised features."""
+  mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+  x = tf.constant((train_x - mean) / std)
+  y = tf.constant(train_y.astype(np.int32))
+  w = tf.Variable(tf.zeros([x.shape[1], num_classes]))
+  b = tf.Variable(tf.zeros([num_classes]))
+  optimizer = tf.optimizers.Adam(learning_rate)
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      logits = tf.matmul(x, w) + b
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+      loss += l2 * tf.reduce_sum(w * w)
+    optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+    return loss
+
+  for _ in range(steps):
+    step()
+
+  def predict(features):
+    logits = tf.matmul(tf.constant((features - mean) / std), w) + b
+    return tf.argmax(logits, 1).numpy()
+
+  return predict
+
+
+def probe_accuracy(model, source, config, train_split, test_split, num_classes):
+  train_x, train_y = extract_features(model, source, config, train_split)
+  test_x, test_y = extract_features(model, source, config, test_split)
+  predict = fit_logistic_regression(train_x, train_y, num_classes)
+  return float(np.mean(predict(test_x) == test_y))
+
+
+def compare_with_random_encoder(model, make_random_model, source, config, train_split,
+                                test_split):
+  """{'trained': accuracy, 'random': accuracy} under the same linear protocol."""
+  num_classes = source.num_classes
+  trained = probe_accuracy(model, source, config, train_split, test_split, num_classes)
+  random_model = make_random_model()
+  estimate_batch_norm_statistics(random_model, source, config, train_split)
+  random = probe_accuracy(random_model, source, config, train_split, test_split, num_classes)
+  logging.info('Linear probe on frozen features: trained encoder %.4f, random encoder %.4f',
+               trained, random)
+  return {'trained': trained, 'random': random}

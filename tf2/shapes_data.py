@@ -1,0 +1,79 @@
+"""`--dataset=shapes`: the embedded quickstart dataset, generated in memory, no download.
+
+Six classes that differ only in the object's shape (disk, ring, square,
+triangle, plus, star). Everything else varies at random per image: object
+colour, background colour with a linear gradient, position, scale, rotation
+and pixel noise, so a representation must ignore colour and position to
+separate the classes: exactly what SimCLR's crops and colour distortion
+teach. Deterministic for a given seed; 32x32 RGB uint8.
+Splits: `train` (default 10,000 images) and `test` (2,000), balanced.
+"""
+import numpy as np
+
+from tf2.datasets import DatasetError, array_source
+
+NAME = 'shapes'
+CLASSES = ('disk', 'ring', 'square', 'triangle', 'plus', 'star')
+SPLIT_SIZES = {'train': 10000, 'test': 2000}
+SPLIT_SEEDS = {'train': 1, 'test': 2}
+SIZE = 32
+
+
+def _inside(shape, u, v):
+  """Mask of points (u, v) in the shape's unit frame (radius about 1)."""
+  r = np.hypot(u, v)
+  if shape == 'disk':
+    return r <= 1.0
+  if shape == 'ring':
+    return (r <= 1.0) & (r >= 0.55)
+  if shape == 'square':
+    return np.maximum(np.abs(u), np.abs(v)) <= 0.8
+  if shape == 'triangle':
+    return (v >= -0.5) & (np.sqrt(3.0) * np.abs(u) + v <= 1.0)
+  if shape == 'plus':
+    return ((np.abs(u) <= 0.3) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1.0))
+  if shape == 'star':
+    angle = np.arctan2(v, u)
+    return r <= 0.45 + 0.55 * (0.5 + 0.5 * np.cos(5.0 * angle)) ** 2
+  raise ValueError(shape)
+
+
+def generate(num_images, seed, size=SIZE):
+  """(uint8 images [N, size, size, 3], int64 labels [N]), classes balanced."""
+  rng = np.random.RandomState(seed)
+  labels = np.arange(num_images) % len(CLASSES)
+  rng.shuffle(labels)
+  grid = (np.arange(size) + 0.5) / size * 2.0 - 1.0          # pixel centres in [-1, 1]
+  y, x = np.meshgrid(grid, grid, indexing='ij')
+  images = np.empty([num_images, size, size, 3], np.uint8)
+  for index, label in enumerate(labels):
+    scale = rng.uniform(0.5, 0.85)
+    cx, cy = rng.uniform(-1 + scale, 1 - scale, size=2)
+    theta = rng.uniform(0, 2 * np.pi)
+    cos, sin = np.cos(theta), np.sin(theta)
+    u = (cos * (x - cx) + sin * (y - cy)) / scale
+    v = (-sin * (x - cx) + cos * (y - cy)) / scale
+    mask = _inside(CLASSES[label], u, v)[..., None]
+    background = rng.uniform(0, 1, 3)
+    foreground = rng.uniform(0, 1, 3)
+    while np.abs(foreground - background).sum() < 0.6:      # keep the object visible
+      foreground = rng.uniform(0, 1, 3)
+    gx, gy = rng.uniform(-0.25, 0.25, size=2)
+    bg = background + (gx * x + gy * y)[..., None]
+    image = np.where(mask, foreground, bg) + rng.normal(0, 0.03, [size, size, 3])
+    images[index] = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+  return images, labels.astype(np.int64)
+
+
+def builtin(dataset, data_dir, splits):
+  """The `datasets.build_source` hook: a source for `shapes`, None for other names."""
+  del data_dir
+  if dataset != NAME:
+    return None
+  arrays = {}
+  for split in splits:
+    if split not in SPLIT_SIZES:
+      raise DatasetError(f'The {NAME} dataset has splits {sorted(SPLIT_SIZES)}, not {split!r}: '
+                         'use --train_split=train --eval_split=test.')
+    arrays[split] = generate(SPLIT_SIZES[split], SPLIT_SEEDS[split])
+  return array_source(NAME, arrays, len(CLASSES))

@@ -1,0 +1,62 @@
+"""Which `tf.distribute` strategy a run uses, chosen from the config and the machine.
+
+- `--use_tpu`: `TPUClusterResolver` (`--tpu_name`/`--master`, `--tpu_zone`,
+  `--gcp_project`) and `TPUStrategy`. A TPU that cannot be reached stops the
+  run with the resolver's reason and what to do (`--use_tpu=False`).
+- otherwise `MultiWorkerMirroredStrategy` when `TF_CONFIG` names more than one
+  task, `MirroredStrategy` over the visible GPUs, or the default strategy on
+  the CPU.
+"""
+import json
+import os
+
+from absl import logging
+import tensorflow as tf
+
+
+class StrategyError(RuntimeError):
+  """The requested devices cannot be used."""
+
+
+def tpu_strategy(tpu_name=None, tpu_zone=None, gcp_project=None, master=None):
+  target = master or tpu_name
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu=target, zone=tpu_zone, project=gcp_project)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  except Exception as e:  # The resolver raises ValueError, URLError, RuntimeError...
+    where = f'{target!r}' if target else 'a local TPU (no --tpu_name given)'
+    raise StrategyError(
+        f'--use_tpu=True but the TPU {where} could not be reached: '
+        f'{type(e).__name__}: {e}. On a TPU VM or with a reachable --tpu_name '
+        '(and --tpu_zone/--gcp_project) this works; to run on GPUs or the CPU pass '
+        '--use_tpu=False.') from e
+
+
+def num_tf_config_tasks(environ=None):
+  environ = os.environ if environ is None else environ
+  raw = environ.get('TF_CONFIG')
+  if not raw:
+    return 0
+  try:
+    cluster = json.loads(raw).get('cluster', {})
+  except ValueError as e:
+    raise StrategyError(f'TF_CONFIG is not valid JSON: {e}') from e
+  return sum(len(cluster.get(job, [])) for job in ('chief', 'worker'))
+
+
+def make_strategy(config, environ=None):
+  if config.use_tpu:
+    strategy = tpu_strategy(config.tpu_name, config.tpu_zone, config.gcp_project,
+                            config.master)
+  elif num_tf_config_tasks(environ) > 1:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+  elif tf.config.list_logical_devices('GPU'):
+    strategy = tf.distribute.MirroredStrategy()
+  else:
+    strategy = tf.distribute.get_strategy()
+  logging.info('Strategy: %s with %d replica(s).', type(strategy).__name__,
+               strategy.num_replicas_in_sync)
+  return strategy

@@ -1,0 +1,151 @@
+"""The training loop: restore or initialise, run multi-step loops, log, summarise, checkpoint.
+
+Steps run in `tf.function` loops of `loop_steps` steps (`tf.range`, one host
+round trip per loop); after each loop the mean metrics go to the log (with
+images/s and time left) and to TensorBoard (with the learning rate), and a
+checkpoint is written every `checkpoint_steps` and at the end. An interrupt
+(Ctrl-C, or SIGTERM as sent on preemption) saves a checkpoint of the last
+completed step before the run stops, so a restart loses nothing. A loss that
+becomes NaN or infinite stops the run without saving the broken weights.
+"""
+import dataclasses
+import math
+import signal
+
+from absl import logging
+import tensorflow as tf
+
+from tf2 import checkpointing
+from tf2 import input_pipeline
+from tf2 import lr_schedule
+from tf2.progress import Progress
+from tf2.train_step import TrainStep
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  num_examples: int
+  train_steps: int
+  epoch_steps: int
+  checkpoint_steps: int
+  loop_steps: int
+
+
+def make_plan(config, num_examples):
+  """Step counts of a run (original: train steps, epoch steps, checkpoint steps)."""
+  steps = lr_schedule.train_steps(num_examples, config.train_epochs,
+                                  config.train_batch_size, config.train_steps)
+  epoch_steps = max(int(round(num_examples / config.train_batch_size)), 1)
+  checkpoint_steps = config.checkpoint_steps or config.checkpoint_epochs * epoch_steps
+  checkpoint_steps = max(min(checkpoint_steps, steps), 1)
+  loop_steps = config.steps_per_loop or min(
+      checkpoint_steps, config.train_summary_steps or checkpoint_steps)
+  return Plan(num_examples, steps, epoch_steps, checkpoint_steps, max(loop_steps, 1))
+
+
+class Interrupted(KeyboardInterrupt):
+  """Raised by the SIGTERM handler so that the loop saves before stopping."""
+
+
+def _raise_interrupted(signum, frame):
+  del frame
+  raise Interrupted(f'signal {signum}')
+
+
+def restore_or_initialize(config, model, optimizer, manager):
+  """Resumes from `model_dir`'s latest checkpoint, or initialises from --checkpoint.
+
+  Returns the step the run starts at.
+  """
+  latest = manager.latest_checkpoint
+  if latest:
+    logging.info('Resuming from %s', latest)
+    try:
+      manager.checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      raise checkpointing.CheckpointMismatchError(
+          f'{latest} in --model_dir does not fit the model being built (another '
+          f'architecture or training mode?): {e}. Use a new --model_dir.') from e
+  elif config.checkpoint:
+    checkpointing.initialize_from_checkpoint(model, config.checkpoint, config.variable_schema,
+                                             global_step=optimizer.iterations)
+    if config.zero_init_logits_layer:
+      checkpointing.zero_init_logits(model)
+  return int(optimizer.iterations.numpy())
+
+
+def write_image_summaries(config, source, writer, step, count=3):
+  """A few augmented training inputs (each view separately)."""
+  input_fn = input_pipeline.make_input_fn(source, config, is_training=True,
+                                          global_batch_size=count)
+  images, _ = next(iter(input_fn()))
+  views = tf.split(images, images.shape[-1] // 3, axis=-1)
+  with writer.as_default():
+    for i, view in enumerate(views):
+      tf.summary.image(f'train/augmented_view_{i}', view, step=step, max_outputs=count)
+
+
+def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None):
+  """Trains until `train_steps`; returns the final step."""
+  plan = make_plan(config, source.num_examples(config.train_split))
+  schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else None
+  trainer = TrainStep(config, model, optimizer, strategy)
+  trainer.build_optimizer_state()
+  manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max)
+  step = restore_or_initialize(config, model, optimizer, manager)
+  logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
+               'checkpoint every %d steps, %d steps per loop.', config.train_mode, step,
+               plan.train_steps, plan.num_examples, plan.epoch_steps,
+               plan.checkpoint_steps, plan.loop_steps)
+  if step >= plan.train_steps:
+    return step
+  writer = tf.summary.create_file_writer(model_dir)
+  if config.train_summary_steps > 0:
+    write_image_summaries(config, source, writer, step)
+  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True)
+  iterator = iter(dataset)
+  loop = trainer.make_loop()
+  progress = Progress(plan.train_steps, config.train_batch_size, step)
+  previous_handler = _install_sigterm_handler()
+  try:
+    while step < plan.train_steps:
+      stop = min(plan.train_steps, (step // plan.loop_steps + 1) * plan.loop_steps,
+                 (step // plan.checkpoint_steps + 1) * plan.checkpoint_steps)
+      metrics = {k: float(v) for k, v in loop(iterator, tf.constant(stop - step)).items()}
+      if not math.isfinite(metrics['total_loss']):
+        raise FloatingPointError(
+            f'The loss became {metrics["total_loss"]} between steps {step} and {stop}; '
+            f'the last checkpoint ({manager.latest_checkpoint}) is intact. Lower '
+            '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
+      step = int(optimizer.iterations.numpy())
+      logging.info('%s', progress.line(step, metrics))
+      if config.train_summary_steps > 0:
+        with writer.as_default():
+          for name, value in metrics.items():
+            tf.summary.scalar(f'train/{name}', value, step=step)
+          if schedule is not None:
+            tf.summary.scalar('learning_rate', schedule(step), step=step)
+        writer.flush()
+      if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
+        manager.save(checkpoint_number=step)
+      if on_loop_end is not None:
+        on_loop_end(step)
+  except KeyboardInterrupt:
+    step = int(optimizer.iterations.numpy())
+    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
+      path = manager.save(checkpoint_number=step)
+      logging.warning('Interrupted at step %d: saved %s. Run the same command to resume.',
+                      step, path)
+    raise
+  finally:
+    if previous_handler is not None:
+      signal.signal(signal.SIGTERM, previous_handler)
+  return step
+
+
+def _install_sigterm_handler():
+  """SIGTERM -> Interrupted (only possible in the main thread; elsewhere None)."""
+  try:
+    return signal.signal(signal.SIGTERM, _raise_interrupted)
+  except ValueError:
+    return None
