@@ -66,11 +66,25 @@ def test_strict_mode_names_the_corrupt_file(mixed_folder):
     datasets.build_source(mixed_folder, None, ['train'], strict=True)
 
 
-def test_corrupt_body_behind_valid_header_does_not_stop_reading(tmp_path):
+def test_corrupt_body_behind_valid_header_is_named_and_counted(tmp_path):
   root = tmp_path / 'data'
   write(root / 'train/a/good.png', png(5))
   write(root / 'train/a/broken.png', b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+  write(root / 'train/a/cut.jpg', jpg(3)[:20])
   source = datasets.build_source(str(root), None, ['train'])
+  assert sorted(os.path.basename(p) for p in source.skipped_files) == ['broken.png', 'cut.jpg']
+  assert source.split_sizes == {'train': 1}
+  assert len(collect(source.read('train'))) == 1
+  with pytest.raises(datasets.DatasetError, match='broken.png'):
+    datasets.build_source(str(root), None, ['train'], strict=True)
+
+
+def test_large_folders_check_headers_and_drop_bad_bodies_while_reading(tmp_path):
+  root = tmp_path / 'data'
+  write(root / 'train/a/good.png', png(5))
+  write(root / 'train/a/broken.png', b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+  source = datasets.folder_source(str(root), ['train'], full_check_limit=1)
+  assert source.split_sizes == {'train': 2} and not source.skipped_files
   assert len(collect(source.read('train'))) == 1
 
 

@@ -10,9 +10,11 @@ its own shard of the data under `tf.distribute` (`input_context`).
   that is not prepared in `data_dir` fails at once with what to do.
 - A folder (`--dataset=/path/root`): `root/<split>/<class>/*.{jpg,jpeg,png}`,
   classes sorted by name; `root/<split>/*.jpg` (or images directly in root,
-  for the train split) is an unlabelled set for pretraining. Files whose
-  header is not JPEG/PNG/GIF/BMP are skipped, counted and named in the log
-  (`strict=True`: the first one stops the run with its path).
+  for the train split) is an unlabelled set for pretraining. Unreadable files
+  are skipped, counted and named in the log (`strict=True`: the first one
+  stops the run with its path): splits of up to FULL_CHECK_LIMIT images are
+  decoded once when scanned; larger ones get a header check, and a body
+  corrupt behind a valid header is dropped while reading (logged by tf.data).
 - A subset list: a split given as `<split>:<file>` or as the path of an
   existing file of image file names, one per line (the ImageNet 1%/10%
   lists), keeps only the listed images of the train split.
@@ -27,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+# Splits up to this many images are fully decoded once when scanned.
+FULL_CHECK_LIMIT = 100_000
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM')
 
 
@@ -165,6 +169,24 @@ def _header_ok(path):
   return any(head.startswith(m) for m in _MAGIC)
 
 
+def _decodes(path):
+  """True if the whole file decodes (TensorFlow ops release the GIL: threads scale)."""
+  try:
+    decode_image(tf.io.read_file(path))
+    return True
+  except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, tf.errors.DataLossError):
+    return False
+
+
+def readable_images(paths, full_check):
+  """Per path: header valid and, with `full_check`, the whole image decodes."""
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    headers = list(pool.map(_header_ok, paths))
+    if not full_check:
+      return headers
+    return list(pool.map(lambda p, h: h and _decodes(p), paths, headers))
+
+
 def scan_folder(root, split):
   """(paths, labels, class_names) of `root/<split>`; labels -1 if unlabelled."""
   directory = os.path.join(root, split)
@@ -192,7 +214,9 @@ def scan_folder(root, split):
   return paths, labels, classes
 
 
-def folder_source(root, splits, strict=False) -> DatasetSource:
+def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT) -> DatasetSource:
+  """Folders up to `full_check_limit` images per split are decoded once up front, so
+  every unreadable file is named, counted and left out of the split size."""
   if not tf.io.gfile.isdir(root):
     raise DatasetError(f'--dataset={root} is neither a TFDS name nor an existing folder.')
   scanned, skipped, class_names = {}, [], None
@@ -207,11 +231,16 @@ def folder_source(root, splits, strict=False) -> DatasetSource:
         logging.warning('%d images of the subset list %s are not in %s/%s.', missing,
                         subset_path, root, base)
       paths, labels = [p for p, _ in pairs], [l for _, l in pairs]
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-      ok = list(pool.map(_header_ok, paths))
+    full_check = len(paths) <= full_check_limit
+    if not full_check:
+      logging.info('%s/%s has %d images: checking file headers only (bodies corrupt '
+                   'behind a valid header are dropped while reading, unnamed).', root, base,
+                   len(paths))
+    ok = readable_images(paths, full_check)
     bad = [p for p, good in zip(paths, ok) if not good]
     if bad and strict:
-      raise DatasetError(f'Not a JPEG/PNG/GIF/BMP image: {bad[0]} (strict image checking).')
+      raise DatasetError(f'Not a decodable JPEG/PNG/GIF/BMP image: {bad[0]} '
+                         '(strict image checking).')
     for path in bad:
       logging.warning('Skipping unreadable image %s', path)
     skipped += bad

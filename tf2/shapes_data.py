@@ -2,8 +2,7 @@
 
 Six classes that differ only in the object's shape (disk, ring, square,
 triangle, plus, star). Everything else varies at random per image: object
-colour, background colour with a linear gradient, position, scale, rotation
-and pixel noise, so a representation must ignore colour and position to
+colour, background colour, position, scale, rotation and pixel noise, so a representation must ignore colour and position to
 separate the classes: exactly what SimCLR's crops and colour distortion
 teach. Deterministic for a given seed; 32x32 RGB uint8.
 Splits: `train` (default 10,000 images) and `test` (2,000), balanced.
@@ -58,9 +57,7 @@ def generate(num_images, seed, size=SIZE):
     foreground = rng.uniform(0, 1, 3)
     while np.abs(foreground - background).sum() < 0.6:      # keep the object visible
       foreground = rng.uniform(0, 1, 3)
-    gx, gy = rng.uniform(-0.25, 0.25, size=2)
-    bg = background + (gx * x + gy * y)[..., None]
-    image = np.where(mask, foreground, bg) + rng.normal(0, 0.03, [size, size, 3])
+    image = np.where(mask, foreground, background) + rng.normal(0, 0.03, [size, size, 3])
     images[index] = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
   return images, labels.astype(np.int64)
 

@@ -1,0 +1,20 @@
+"""Progress lines: images/s over the last interval and the time left at that rate."""
+from tf2.progress import Progress, format_duration
+
+
+def test_rate_and_time_left_follow_the_last_interval():
+  now = [100.0]
+  progress = Progress(total_steps=100, images_per_step=64, clock=lambda: now[0])
+  now[0] += 50.0  # 10 steps incl. tracing
+  line = progress.line(10, {'total_loss': 5.0})
+  assert 'step 10/100 (10.0%)' in line and 'total_loss 5' in line
+  assert '12.8 images/s' in line and 'ETA 7m30s' in line  # 90 steps * 5 s
+  now[0] += 20.0  # 10 steps at 2 s
+  line = progress.line(20, {'total_loss': 4.0})
+  assert '32.0 images/s' in line and 'ETA 2m40s' in line
+
+
+def test_durations():
+  assert format_duration(59) == '59s'
+  assert format_duration(61) == '1m01s'
+  assert format_duration(3 * 3600 + 120) == '3h02m'

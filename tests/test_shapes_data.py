@@ -1,0 +1,42 @@
+"""The embedded quickstart dataset: deterministic, balanced, classes differ by shape only."""
+import numpy as np
+import pytest
+
+from tf2 import shapes_data
+from tf2.datasets import DatasetError
+
+
+def test_deterministic_and_balanced():
+  a_images, a_labels = shapes_data.generate(60, seed=3)
+  b_images, b_labels = shapes_data.generate(60, seed=3)
+  np.testing.assert_array_equal(a_images, b_images)
+  np.testing.assert_array_equal(a_labels, b_labels)
+  assert a_images.shape == (60, 32, 32, 3) and a_images.dtype == np.uint8
+  assert np.bincount(a_labels).tolist() == [10] * 6
+  assert not np.array_equal(shapes_data.generate(60, seed=4)[0], a_images)
+
+
+def test_colour_does_not_give_the_class_away():
+  images, labels = shapes_data.generate(600, seed=0)
+  mean_colour = images.reshape(600, -1, 3).mean(1)
+  per_class = np.stack([mean_colour[labels == c].mean(0) for c in range(6)])
+  # Class mean colours differ by far less than colours differ between images.
+  assert per_class.std(0).max() < 0.25 * mean_colour.std(0).min()
+
+
+def test_shapes_are_what_they_claim():
+  y, x = np.meshgrid(np.linspace(-1.2, 1.2, 49), np.linspace(-1.2, 1.2, 49), indexing='ij')
+  area = {s: shapes_data._inside(s, x, y).mean() * 2.4 ** 2 for s in shapes_data.CLASSES}
+  np.testing.assert_allclose(area['disk'], np.pi, rtol=0.05)
+  np.testing.assert_allclose(area['ring'], np.pi * (1 - 0.55 ** 2), rtol=0.07)
+  np.testing.assert_allclose(area['square'], 1.6 ** 2, rtol=0.05)
+  np.testing.assert_allclose(area['triangle'], 3 * np.sqrt(3) / 4, rtol=0.07)
+  assert len(set(np.round(list(area.values()), 2))) == 6
+
+
+def test_builtin_hook():
+  assert shapes_data.builtin('cifar10', None, ['train']) is None
+  source = shapes_data.builtin('shapes', None, ['test'])
+  assert source.num_classes == 6 and source.num_examples('test') == 2000
+  with pytest.raises(DatasetError, match='--eval_split=test'):
+    shapes_data.builtin('shapes', None, ['validation'])
