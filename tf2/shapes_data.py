@@ -16,6 +16,10 @@ CLASSES = ('disk', 'ring', 'square', 'triangle', 'plus', 'star')
 SPLIT_SIZES = {'train': 10000, 'test': 2000}
 SPLIT_SEEDS = {'train': 1, 'test': 2}
 SIZE = 32
+# Colours: the 8 corners of the RGB cube pulled inwards. Few colours, so that
+# colour alone cannot tell one image from another and crops must be compared
+# by their geometry.
+PALETTE = np.array([[r, g, b] for r in (0.15, 0.85) for g in (0.15, 0.85) for b in (0.15, 0.85)])
 
 
 def _inside(shape, u, v):
@@ -53,10 +57,8 @@ def generate(num_images, seed, size=SIZE):
     u = (cos * (x - cx) + sin * (y - cy)) / scale
     v = (-sin * (x - cx) + cos * (y - cy)) / scale
     mask = _inside(CLASSES[label], u, v)[..., None]
-    background = rng.uniform(0, 1, 3)
-    foreground = rng.uniform(0, 1, 3)
-    while np.abs(foreground - background).sum() < 0.6:      # keep the object visible
-      foreground = rng.uniform(0, 1, 3)
+    background, foreground = rng.choice(len(PALETTE), 2, replace=False)
+    background, foreground = PALETTE[background], PALETTE[foreground]
     image = np.where(mask, foreground, background) + rng.normal(0, 0.03, [size, size, 3])
     images[index] = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
   return images, labels.astype(np.int64)
