@@ -123,14 +123,18 @@ def resolve_checkpoint_path(path):
     return os.path.join(path, 'variables', 'variables')
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
+    if latest is None:  # No "checkpoint" state file: the newest *.index in the folder.
+      prefixes = [p[:-len('.index')] for p in tf.io.gfile.glob(os.path.join(path, '*.index'))]
+      step = lambda p: int(re.search(r'(\d*)$', p).group(1) or -1)
+      latest = max(prefixes, key=step) if prefixes else None
     if latest is None:
       raise FileNotFoundError(
-          f'--checkpoint={path} is a directory without a checkpoint (no "checkpoint" '
-          'index file) and is not a SavedModel. Pass a checkpoint prefix such as '
-          f'{path}/ckpt-100, or the saved_model/<step> directory of an export.')
+          f'{path} is a directory without a checkpoint (no *.index file) and is not a '
+          f'SavedModel. Pass a checkpoint prefix such as {path}/ckpt-100, or the '
+          'saved_model/<step> directory of an export.')
     return latest
   if not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'--checkpoint={path}: no such checkpoint ({path}.index is missing).')
+    raise FileNotFoundError(f'{path}: no such checkpoint ({path}.index is missing).')
   return path
 
 
