@@ -1,4 +1,5 @@
 """run.py: every original flag with its type and default; the README commands parse."""
+import os
 import shlex
 import time
 
@@ -119,3 +120,13 @@ def test_bad_flag_combination_is_named():
                  '--model_dir=/tmp/x')
   with pytest.raises(ValueError, match='--fine_tune_after_block'):
     runner.run(config)
+
+
+def test_readme_quickstart_command_parses():
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             'README.md')).read()
+  line = next(l for l in readme.splitlines()
+              if l.startswith('pip install -r requirements.txt && python run.py'))
+  config = parse(line.split('&&', 1)[1]).validate()
+  assert config.dataset == 'shapes' and config.linear_probe and not config.use_tpu
+  assert config.mode == 'train_then_eval'
