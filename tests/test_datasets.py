@@ -160,6 +160,13 @@ def test_real_cifar10(real_cifar10):
   assert len(set(labels)) == 10
 
 
+def test_missing_tfds_split_is_named(real_cifar10):
+  start = time.time()
+  with pytest.raises(datasets.DatasetError, match="Split 'validation' of cifar10"):
+    datasets.build_source('cifar10', real_cifar10, ['train', 'validation'])
+  assert time.time() - start < 30
+
+
 def test_palette_png_and_cmyk_jpeg_decode_to_rgb(tmp_path):
   import io
   from PIL import Image
