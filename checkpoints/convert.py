@@ -3,9 +3,11 @@
     python -m checkpoints.convert SRC DST [--ema] [--ft_proj_selector=N]
 
 SRC: a TF1 checkpoint (directory or prefix, e.g. gs://simclr-checkpoints/
-simclrv2/pretrained/r50_1x_sk0/), an original tf2 checkpoint or SavedModel
-(gs://simclr-checkpoints-tf2/...), local or on any file system TensorFlow
-reads. The architecture (depth, width, selective kernels, projection head,
+simclrv2/pretrained/r50_1x_sk0/), an original tf2 checkpoint (keys
+model/resnet_model/block_groups/...) or SavedModel (gs://simclr-checkpoints-
+tf2/.../saved_model/: variables stored as trainable_variables_list/<i> and
+model/<layer>/variables/<n>, mapped through the original's variable order),
+local or on any file system TensorFlow reads. The architecture (depth, width, selective kernels, projection head,
 class count, CIFAR stem) is inferred from the tensors. DST receives:
 `ckpt-1` (our checkpoint: `run.py --checkpoint=DST`), `saved_model/0/` (our
 SavedModel export) and `flags.json` (the run.py flags of the architecture).
@@ -47,6 +49,8 @@ def open_reader(path):
     return reader, 'tf1'
   if any(k.startswith('model/resnet_model/block_groups/') for k in keys):
     return reader, 'tf2'
+  if layouts.saved_model_key('trainable_variables_list', 0) in keys:
+    return reader, 'tf2_saved_model'
   if any(k.startswith('model/resnet_model/block_group1/') for k in keys):
     return reader, 'ours'
   raise ConversionError(f'{prefix} is neither a TF1 SimCLR checkpoint (base_model/...) nor '
@@ -63,6 +67,8 @@ def source_tensors(reader, fmt, ema=False):
   shapes = reader.get_variable_to_shape_map()
   if fmt == 'tf2':
     return [(k, list(shapes[k])) for k in layouts.tf2_keys_in_order(shapes)]
+  if fmt == 'tf2_saved_model':
+    return _saved_model_tensors(shapes)
   scope = 'ema_model/' if ema else 'base_model/'
   if ema and not any(k.startswith(scope) for k in shapes):
     raise ConversionError('--ema: this checkpoint has no ema_model/ variables.')
@@ -73,9 +79,40 @@ def source_tensors(reader, fmt, ema=False):
   return [(k, list(shapes[k])) for k in convs + sorted(heads)]
 
 
+def _first_index(shapes, prefix):
+  found = [int(k[len(prefix):].split('/')[0]) for k in shapes if k.startswith(prefix)]
+  return min(found) if found else None
+
+
+def _saved_model_tensors(shapes):
+  """Trainable tensors of an original tf2 SavedModel under TF1-style names (for inference).
+
+  The first index of `model/resnet_model/variables/` is the encoder's number
+  of trainable variables, that of `model/_projection_head/variables/` the
+  projection head's; the rest of `trainable_variables_list` is the linear head.
+  """
+  count = len([k for k in shapes if k.startswith('trainable_variables_list/')])
+  listed = [list(shapes[layouts.saved_model_key('trainable_variables_list', i)])
+            for i in range(count)]
+  encoder = _first_index(shapes, 'model/resnet_model/variables/')
+  head = _first_index(shapes, 'model/_projection_head/variables/') or 0
+  if encoder is None:
+    raise ConversionError('The SavedModel has no model/resnet_model/variables/: not a SimCLR '
+                          'tf2 export.')
+  tensors = [(f'base_model/conv2d_{i}/kernel', s) for i, s in enumerate(listed[:encoder])
+             if len(s) == 4]
+  tensors += [(f'head_contrastive/nl_{i}/dense/kernel', s)
+              for i, s in enumerate(x for x in listed[encoder:encoder + head] if len(x) == 2)]
+  tensors += [('head_supervised/linear_layer/dense/kernel', s)
+              for s in listed[encoder + head:] if len(s) == 2]
+  return tensors
+
+
 def infer_config(tensors, fmt, ft_proj_selector=0, base_width=64):
   """(Config, num_classes) of the model that has these tensors (encoder kernels, heads)."""
   section = layouts.tf2_section if fmt == 'tf2' else layouts.section_of
+  if fmt == 'tf2_saved_model':
+    fmt = 'tf1'  # _saved_model_tensors gives TF1-style names.
   kernels = [s for n, s in tensors if section(n) == 'encoder' and re.search(r'/kernel(/|$)', n)]
   if any(section(n) == 'encoder' and re.search(r'/bias(/|$)', n) for n, _ in tensors):
     raise ConversionError('The encoder has convolution biases (squeeze-excitation); no released '
@@ -83,7 +120,8 @@ def infer_config(tensors, fmt, ft_proj_selector=0, base_width=64):
   first = kernels[0]
   if first[:2] == [7, 7]:
     stem, width, sk, cifar = 1, first[3] // base_width, False, False
-  elif first[:2] == [3, 3] and len(kernels) > 1 and kernels[1][:3] == [3, 3, first[3]]:
+  elif first[:2] == [3, 3] and len(kernels) > 2 and kernels[1] == [3, 3, first[3], first[3]] \
+      and kernels[2] == [3, 3, first[3], 2 * first[3]]:  # SK stem: 3x3 convs c, c, 2c
     stem, width, sk, cifar = 3, first[3] // (base_width // 2), True, False
   elif first[:2] == [3, 3]:
     stem, width, sk, cifar = 1, first[3] // base_width, False, True
@@ -111,6 +149,11 @@ def infer_config(tensors, fmt, ft_proj_selector=0, base_width=64):
 
 
 def _target_names(model, fmt, reader, ema):
+  if fmt == 'tf2_saved_model':
+    by_variable = {id(v): key for v, key in layouts.saved_model_keys(model)}
+    names = [by_variable[id(v)] for v in model.variables]
+    return names, [k for k in reader.get_variable_to_shape_map()
+                   if k.endswith(layouts.VARIABLE_SUFFIX) and not k.startswith('save_counter')]
   if fmt == 'tf1':
     unused = 'base_model/' if ema else 'ema_model/'
     names = layouts.tf1_names(model, 'ema_model' if ema else 'base_model')

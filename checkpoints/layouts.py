@@ -102,3 +102,56 @@ def section_of(name):
   """'encoder', 'head_contrastive' or 'head_supervised' for a TF1 name."""
   head = re.match(r'(head_contrastive|head_supervised)/', name)
   return head.group(1) if head else 'encoder'
+
+
+# --- original tf2 SavedModel -------------------------------------------------
+# Its variables file keeps no layer paths: trainable variables are stored as
+# `trainable_variables_list/<i>` (the original model's trainable_variables
+# order), the others as `model/resnet_model/variables/<n>` and
+# `model/_projection_head/variables/<n>` (indices into each layer's
+# variables, trainable ones first).
+
+def saved_model_key(*parts):
+  return '/'.join(str(p) for p in parts) + VARIABLE_SUFFIX
+
+
+def original_tf2_order(variables):
+  """Our variables in the order the original tf2 Keras layers list them.
+
+  Differences from our creation order: a basic (ResNet-18/34) block lists its
+  projection shortcut after its branch (a bottleneck block lists it first,
+  like us), and a projection-head layer lists its BatchNorm before its dense
+  kernel.
+  """
+  block = re.compile(r'(.*?/block_group\d+/block_\d+)/')
+  head_layer = re.compile(r'(.*?/head_contrastive/nl_\d+)/')
+  bottleneck = {block.match(v.path).group(1) for v in variables
+                if block.match(v.path) and re.search(r'/(conv_2|batch_normalization_2)/', v.path)}
+  first, keyed = {}, []
+  for position, variable in enumerate(variables):
+    path = variable.path
+    match = block.match(path) or head_layer.match(path)
+    if match is None:
+      keyed.append(((position, 0, position), variable))
+      continue
+    start = first.setdefault(match.group(1), position)
+    if '/block_group' in path:
+      late = '/shortcut/' in path and match.group(1) not in bottleneck
+    else:
+      late = '/dense/' in path
+    keyed.append(((start, int(late), position), variable))
+  return [v for _, v in sorted(keyed, key=lambda item: item[0])]
+
+
+def saved_model_keys(model):
+  """[(variable, key)] for every variable of `model` in an original tf2 SavedModel."""
+  pairs = []
+  trainable = original_tf2_order([v for v in model.variables if v.trainable])
+  pairs += [(v, saved_model_key('trainable_variables_list', i)) for i, v in enumerate(trainable)]
+  for layer, name in ((model.resnet_model, 'resnet_model'),
+                      (model.projection_head, '_projection_head')):
+    offset = len([v for v in layer.variables if v.trainable])
+    frozen = original_tf2_order([v for v in layer.variables if not v.trainable])
+    pairs += [(v, saved_model_key('model', name, 'variables', offset + j))
+              for j, v in enumerate(frozen)]
+  return pairs

@@ -86,7 +86,7 @@ def test_tf1_ema_weights_and_written_outputs(tmp_path):
   assert tf.train.latest_checkpoint(dst)
 
 
-def read_tf2_reference(name):
+def read_tf2_reference(name):  # the [checkpoint] section
   with open(os.path.join(REFERENCE, name)) as f:
     lines = f.read().splitlines()
   start = next(i for i, line in enumerate(lines) if line.startswith('# [checkpoint]'))
@@ -197,3 +197,42 @@ def test_converted_model_fine_tunes(tmp_path):
         f'--fine_tune_after_block=2 --checkpoint={dst} --model_dir={tmp_path / "ft"} '
         "--variable_schema='(?!global_step|(?:.*/|^)Momentum|head_supervised)'"))
   assert result['global_step'] == 1
+
+
+def read_reference_section(name, header):
+  with open(os.path.join(REFERENCE, name)) as f:
+    lines = f.read().splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith(header))
+  keys = {}
+  for line in lines[start + 1:]:
+    if line.startswith('#'):
+      break
+    key, shape = line.split(' ', 1)
+    keys[key] = json.loads(shape)
+  return keys
+
+
+@pytest.mark.skipif(not os.path.isdir(REFERENCE), reason='../shared is absent')
+@pytest.mark.parametrize('reference, config, num_classes', [
+    ('upstream_tf2_r18_1x_sk0_cifar_variables.txt',
+     Config(resnet_depth=18, image_size=32, use_tpu=False), 10),
+    ('upstream_tf2_r50_1x_sk1_variables.txt',
+     Config(resnet_depth=50, image_size=224, sk_ratio=0.0625, use_tpu=False), 1000)])
+def test_original_tf2_saved_model_round_trip(tmp_path, reference, config, num_classes):
+  listed = read_reference_section(reference, '# [saved_model] tf.train.list_variables')
+  source = randomised(config, num_classes, image_size=min(config.image_size, 64))
+  pairs = layouts.saved_model_keys(source)
+  # Exactly the keys and shapes of the original's SavedModel variables file.
+  assert {k: list(v.shape) for v, k in pairs} == {
+      k: s for k, s in listed.items() if k != '_CHECKPOINTABLE_OBJECT_GRAPH'}
+  export_dir = tmp_path / 'saved_model'
+  (export_dir / 'variables').mkdir(parents=True)
+  (export_dir / 'saved_model.pb').write_bytes(b'')  # Marks the directory as a SavedModel.
+  names = [k for _, k in pairs]
+  tf.raw_ops.SaveV2(prefix=str(export_dir / 'variables' / 'variables'), tensor_names=names,
+                    shape_and_slices=[''] * len(names), tensors=[v.numpy() for v, _ in pairs])
+  model, inferred = convert.convert(str(export_dir))
+  assert (inferred.resnet_depth, inferred.sk_ratio, inferred.image_size) == (
+      config.resnet_depth, config.sk_ratio, config.image_size)
+  images = IMAGES[:, :32, :32] if config.image_size == 32 else IMAGES
+  assert_same_outputs(source, model, images)
