@@ -15,7 +15,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from tf2 import config as config_lib
 
@@ -155,7 +154,6 @@ def main(argv):
     runner.run(config_from_flags())
   except (config_lib.ConfigError, FileNotFoundError, DatasetError, CheckpointMismatchError,
           StrategyError, FloatingPointError) as e:
-    logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
