@@ -85,6 +85,11 @@ def run(config):
   if not config.model_dir:
     raise ConfigError('--model_dir is required: checkpoints, summaries and results go there.')
   strategy = strategies.make_strategy(config)
+  replicas = strategy.num_replicas_in_sync
+  for name in ('train_batch_size', 'eval_batch_size'):
+    if getattr(config, name) % replicas:
+      raise ConfigError(f'--{name}={getattr(config, name)} must be a multiple of the number '
+                        f'of replicas ({replicas}): each replica gets an equal share.')
   source = load_source(config)
   config = adapt_to_source(config, source)
   tf.io.gfile.makedirs(config.model_dir)
