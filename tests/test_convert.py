@@ -14,6 +14,11 @@ from tf2.model import SimCLRModel
 
 REFERENCE = os.path.join(SHARED_DIR, 'reference')
 IMAGES = tf.random.uniform([2, 64, 64, 3], seed=11)
+TF2_REFERENCES = [  # listing of the original tf2 code, the matching config, classes
+    ('upstream_tf2_r18_1x_sk0_cifar_variables.txt',
+     Config(resnet_depth=18, image_size=32, use_tpu=False), 10),
+    ('upstream_tf2_r50_1x_sk1_variables.txt',
+     Config(resnet_depth=50, image_size=224, sk_ratio=0.0625, use_tpu=False), 1000)]
 
 
 def randomised(config, num_classes, image_size=64):
@@ -23,6 +28,22 @@ def randomised(config, num_classes, image_size=64):
     low = 0.5 if ('gamma' in v.path or 'variance' in v.path) else -0.05
     v.assign(tf.random.uniform(v.shape, low, low + 0.1 if low < 0 else 1.5, seed=1))
   return model
+
+
+def save_tensors(prefix, names, tensors):
+  """A checkpoint holding exactly these names (as other programs write them)."""
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
+                    tensors=tensors)
+  return prefix
+
+
+def check_converted(path, source, config):
+  """Converting `path` recovers `config`'s architecture and `source`'s outputs."""
+  model, inferred = convert.convert(path)
+  assert (inferred.resnet_depth, inferred.sk_ratio, inferred.image_size) == (
+      config.resnet_depth, config.sk_ratio, config.image_size)
+  images = IMAGES[:, :32, :32] if config.image_size == 32 else IMAGES
+  assert_same_outputs(source, model, images)
 
 
 def write_tf1(model, prefix, ema=False, extras=True):
@@ -37,9 +58,7 @@ def write_tf1(model, prefix, ema=False, extras=True):
   if extras:
     names += ['global_step', names[0] + '/Momentum']
     tensors += [np.int64(1234), np.zeros_like(tensors[0])]
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                    tensors=tensors)
-  return prefix
+  return save_tensors(prefix, names, tensors)
 
 
 def assert_same_outputs(source, converted, images=IMAGES):
@@ -86,10 +105,10 @@ def test_tf1_ema_weights_and_written_outputs(tmp_path):
   assert tf.train.latest_checkpoint(dst)
 
 
-def read_tf2_reference(name):  # the [checkpoint] section
+def read_reference_section(name, header):
   with open(os.path.join(REFERENCE, name)) as f:
     lines = f.read().splitlines()
-  start = next(i for i, line in enumerate(lines) if line.startswith('# [checkpoint]'))
+  start = next(i for i, line in enumerate(lines) if line.startswith(header))
   keys = {}
   for line in lines[start + 1:]:
     if line.startswith('#'):
@@ -100,13 +119,9 @@ def read_tf2_reference(name):  # the [checkpoint] section
 
 
 @pytest.mark.skipif(not os.path.isdir(REFERENCE), reason='../shared is absent')
-@pytest.mark.parametrize('reference, config, num_classes', [
-    ('upstream_tf2_r18_1x_sk0_cifar_variables.txt',
-     Config(resnet_depth=18, image_size=32, use_tpu=False), 10),
-    ('upstream_tf2_r50_1x_sk1_variables.txt',
-     Config(resnet_depth=50, image_size=224, sk_ratio=0.0625, use_tpu=False), 1000)])
+@pytest.mark.parametrize('reference, config, num_classes', TF2_REFERENCES)
 def test_tf2_object_layout_round_trip(tmp_path, reference, config, num_classes):
-  keys = read_tf2_reference(reference)
+  keys = read_reference_section(reference, '# [checkpoint]')
   source = randomised(config, num_classes, image_size=min(config.image_size, 64))
   ordered = layouts.tf2_keys_in_order(keys)
   assert [keys[k] for k in ordered] == [list(v.shape) for v in source.variables]
@@ -114,14 +129,8 @@ def test_tf2_object_layout_round_trip(tmp_path, reference, config, num_classes):
   values = [v.numpy() for v in source.variables]
   values += [np.zeros(keys[k], np.float32) if keys[k] else np.int64(2)
              for k in names[len(ordered):]]
-  prefix = str(tmp_path / 'ckpt-2')
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                    tensors=values)
-  model, inferred = convert.convert(prefix)
-  assert (inferred.resnet_depth, inferred.sk_ratio, inferred.image_size) == (
-      config.resnet_depth, config.sk_ratio, config.image_size)
-  images = IMAGES[:, :32, :32] if config.image_size == 32 else IMAGES
-  assert_same_outputs(source, model, images)
+  prefix = save_tensors(str(tmp_path / 'ckpt-2'), names, values)
+  check_converted(prefix, source, config)
 
 
 @pytest.fixture(scope='module')
@@ -150,9 +159,7 @@ def test_extra_tensors_are_reported(r18_tf1, tmp_path):
   reader, _ = convert.open_reader(r18_tf1)
   names = list(reader.get_variable_to_shape_map()) + ['base_model/batch_normalization_99/gamma']
   tensors = [reader.get_tensor(n) for n in names[:-1]] + [np.zeros([4], np.float32)]
-  prefix = str(tmp_path / 'model.ckpt-1')
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                    tensors=tensors)
+  prefix = save_tensors(str(tmp_path / 'model.ckpt-1'), names, tensors)
   with pytest.raises(convert.ConversionError, match='batch_normalization_99'):
     convert.convert(prefix, str(tmp_path / 'never'))
   assert not os.path.exists(tmp_path / 'never')  # Nothing written.
@@ -199,25 +206,8 @@ def test_converted_model_fine_tunes(tmp_path):
   assert result['global_step'] == 1
 
 
-def read_reference_section(name, header):
-  with open(os.path.join(REFERENCE, name)) as f:
-    lines = f.read().splitlines()
-  start = next(i for i, line in enumerate(lines) if line.startswith(header))
-  keys = {}
-  for line in lines[start + 1:]:
-    if line.startswith('#'):
-      break
-    key, shape = line.split(' ', 1)
-    keys[key] = json.loads(shape)
-  return keys
-
-
 @pytest.mark.skipif(not os.path.isdir(REFERENCE), reason='../shared is absent')
-@pytest.mark.parametrize('reference, config, num_classes', [
-    ('upstream_tf2_r18_1x_sk0_cifar_variables.txt',
-     Config(resnet_depth=18, image_size=32, use_tpu=False), 10),
-    ('upstream_tf2_r50_1x_sk1_variables.txt',
-     Config(resnet_depth=50, image_size=224, sk_ratio=0.0625, use_tpu=False), 1000)])
+@pytest.mark.parametrize('reference, config, num_classes', TF2_REFERENCES)
 def test_original_tf2_saved_model_round_trip(tmp_path, reference, config, num_classes):
   listed = read_reference_section(reference, '# [saved_model] tf.train.list_variables')
   source = randomised(config, num_classes, image_size=min(config.image_size, 64))
@@ -229,10 +219,5 @@ def test_original_tf2_saved_model_round_trip(tmp_path, reference, config, num_cl
   (export_dir / 'variables').mkdir(parents=True)
   (export_dir / 'saved_model.pb').write_bytes(b'')  # Marks the directory as a SavedModel.
   names = [k for _, k in pairs]
-  tf.raw_ops.SaveV2(prefix=str(export_dir / 'variables' / 'variables'), tensor_names=names,
-                    shape_and_slices=[''] * len(names), tensors=[v.numpy() for v, _ in pairs])
-  model, inferred = convert.convert(str(export_dir))
-  assert (inferred.resnet_depth, inferred.sk_ratio, inferred.image_size) == (
-      config.resnet_depth, config.sk_ratio, config.image_size)
-  images = IMAGES[:, :32, :32] if config.image_size == 32 else IMAGES
-  assert_same_outputs(source, model, images)
+  save_tensors(str(export_dir / 'variables' / 'variables'), names, [v.numpy() for v, _ in pairs])
+  check_converted(str(export_dir), source, config)
