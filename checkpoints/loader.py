@@ -12,8 +12,11 @@ their `default` signature (input `images`), whose `default` output is the
 representation (returned as `final_avg_pool` too). For fine-tuning, convert
 the checkpoint with `checkpoints.convert` into a Keras model instead.
 """
+import os
+
 import tensorflow as tf
 import tensorflow_hub as hub
+from tensorflow.core.protobuf import saved_model_pb2
 
 
 class Features:
@@ -21,7 +24,9 @@ class Features:
 
   def __init__(self, path):
     self.path = path
-    self.module = hub.load(path)
+    # TF1 hub modules hold two graphs (tags {} for inference, {'train'}): pick
+    # the inference one; TF2 SavedModels have a single graph.
+    self.module = hub.load(path, tags=[] if _num_meta_graphs(path) > 1 else None)
     signatures = getattr(self.module, 'signatures', {})
     if callable(self.module) and hasattr(self.module, '__call__') and (
         'default' not in signatures):
@@ -42,6 +47,13 @@ class Features:
       out['final_avg_pool'] = out['default']
     out.pop('default', None)
     return out
+
+
+def _num_meta_graphs(path):
+  saved_model = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(os.path.join(hub.resolve(path), 'saved_model.pb'), 'rb') as f:
+    saved_model.ParseFromString(f.read())
+  return len(saved_model.meta_graphs)
 
 
 def load(path):

@@ -37,3 +37,26 @@ def test_our_export_and_a_tf1_style_signature_agree(tmp_path):
     assert set(out) == set(reference)
     for key in reference:
       np.testing.assert_allclose(out[key].numpy(), reference[key].numpy(), atol=1e-5)
+
+
+def test_a_tf1_format_module_with_train_and_inference_graphs(tmp_path, rng):
+  """A TF1 SavedModel as hub modules are: two MetaGraphs, a 'default' signature."""
+  path = str(tmp_path / 'tf1_hub')
+  scale = rng.rand(3).astype(np.float32)
+  with tf.Graph().as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
+    weight = tf.compat.v1.get_variable('base_model/scale', initializer=scale)
+    pooled = tf.reduce_mean(images, [1, 2]) * weight
+    outputs = {'default': pooled, 'block_group4': images * weight, 'logits_sup': pooled * 2.0}
+    signature = tf.compat.v1.saved_model.predict_signature_def({'images': images}, outputs)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      builder = tf.compat.v1.saved_model.Builder(path)
+      builder.add_meta_graph_and_variables(session, [], signature_def_map={'default': signature})
+      builder.add_meta_graph(['train'], signature_def_map={'default': signature})
+      builder.save()
+  batch = rng.rand(2, 8, 8, 3).astype(np.float32)
+  out = loader.load(path)(batch)
+  assert set(out) == {'final_avg_pool', 'block_group4', 'logits_sup'}
+  np.testing.assert_allclose(out['final_avg_pool'].numpy(), batch.mean((1, 2)) * scale,
+                             rtol=1e-5)
