@@ -88,7 +88,20 @@ def test_checkpoints_at_the_interval_and_summaries(source, tmp_path):
   assert training.train(CONFIG, model, optimizer, strategy, source, str(tmp_path)) == 4
   state = tf.train.get_checkpoint_state(str(tmp_path))
   assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ['ckpt-2', 'ckpt-4']
-  assert any(f.startswith('events.out.tfevents') for f in os.listdir(tmp_path))
+  tags, learning_rates = set(), {}
+  for name in os.listdir(tmp_path):
+    if name.startswith('events.out.tfevents'):
+      for event in tf.compat.v1.train.summary_iterator(str(tmp_path / name)):
+        for value in event.summary.value:
+          tags.add(value.tag)
+          if value.tag == 'learning_rate':
+            learning_rates[event.step] = float(tf.make_ndarray(value.tensor))
+  # No warmup, 4 steps: half way down the cosine at step 2 (base 0.3 x 8 / 256).
+  np.testing.assert_allclose(learning_rates[2], 0.3 * 8 / 256 * 0.5, rtol=1e-6)
+  metrics = {'weight_decay', 'total_loss', 'contrast_loss', 'contrast_acc', 'contrast_entropy',
+             'supervised_loss', 'supervised_acc'}
+  assert {f'train/{m}' for m in metrics} | {'learning_rate', 'train/augmented_view_0',
+                                            'train/augmented_view_1'} <= tags
   # A finished run does nothing more when started again.
   model, optimizer, strategy = build(CONFIG)
   assert training.train(CONFIG, model, optimizer, strategy, source, str(tmp_path)) == 4

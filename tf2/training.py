@@ -88,7 +88,7 @@ def write_image_summaries(config, source, writer, step, count=3):
 def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None):
   """Trains until `train_steps`; returns the final step."""
   plan = make_plan(config, source.num_examples(config.train_split))
-  schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else None
+  schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
   trainer = TrainStep(config, model, optimizer, strategy)
   trainer.build_optimizer_state()
   manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max)
@@ -123,8 +123,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
         with writer.as_default():
           for name, value in metrics.items():
             tf.summary.scalar(f'train/{name}', value, step=step)
-          if schedule is not None:
-            tf.summary.scalar('learning_rate', schedule(step), step=step)
+          tf.summary.scalar('learning_rate', schedule(step), step=step)
         writer.flush()
       if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
         manager.save(checkpoint_number=step)
