@@ -1,7 +1,6 @@
 """Export the encoder (and linear head) in torchvision's ResNet `state_dict` layout, as .npz.
 
-    python -m checkpoints.torch_export SRC OUT.npz     # SRC: any checkpoint convert.py reads,
-                                                       # or one of ours
+    python -m checkpoints.torch_export SRC OUT.npz     # SRC: any checkpoint convert.py reads
 No torch needed here; in PyTorch:
 
     sd = {k: torch.from_numpy(v) for k, v in np.load('OUT.npz').items()}
@@ -17,6 +16,8 @@ Mapping (our name -> torchvision name; kernels HWIO -> OIHW, dense [in, out] -> 
     (plus num_batches_tracked = 0, which torchvision's state_dict has)
 Width multipliers > 1 widen every layer (torchvision's wide_resnet widens only the
 bottleneck middle), so build those with a custom `width_per_group`/`inplanes`.
+ResNet-18/34 as SimCLR builds them have a projection shortcut in layer1.0
+(`layer1.0.downsample.*`), which torchvision's resnet18/34 lack: add one.
 Selective-kernel models have no torchvision equivalent and are refused.
 Numerics: inputs are RGB in [0, 1] without mean/std normalisation, BN epsilon
 1e-5 as torch's; TensorFlow's 'SAME' max pool pads only at the end, so for

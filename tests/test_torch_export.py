@@ -48,3 +48,16 @@ def test_selective_kernels_are_refused():
                              use_tpu=False), 10).build_for(image_size=32)
   with pytest.raises(ValueError, match='torchvision'):
     torch_export.state_dict(model)
+
+
+def test_command_exports_a_tf1_checkpoint(tmp_path):
+  from test_convert import randomised, write_tf1  # pylint: disable=g-import-not-at-top
+  source = randomised(Config(resnet_depth=18, image_size=224, use_tpu=False), 10)
+  prefix = write_tf1(source, str(tmp_path / 'model.ckpt-1'))
+  torch_export.main([prefix, str(tmp_path / 'r18.npz')])
+  loaded = np.load(tmp_path / 'r18.npz')
+  np.testing.assert_allclose(
+      loaded['conv1.weight'],
+      source.resnet_model.stem.conv_0.conv2d.kernel.numpy().transpose(3, 2, 0, 1))
+  assert loaded['fc.weight'].shape == (10, 512)
+  assert 'layer1.0.downsample.0.weight' in loaded  # The original's extra projection.
