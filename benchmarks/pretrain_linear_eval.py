@@ -21,11 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from tf2 import datasets  # noqa: E402
-from tf2 import linear_probe  # noqa: E402
 from tf2 import runner  # noqa: E402
 from tf2 import training  # noqa: E402
 from tf2.config import Config  # noqa: E402
-from tf2.model import SimCLRModel  # noqa: E402
 
 
 class _Budget(Exception):
@@ -79,17 +77,13 @@ def main():
   training.train(config, model, optimizer, strategy, source, config.model_dir)
   train_minutes = (time.time() - start) / 60
 
-  def make_random_model():
-    return SimCLRModel(config, 10).build_for()
-
   start = time.time()
-  accuracies = linear_probe.compare_with_random_encoder(
-      model, make_random_model, source, config, 'train', 'test')
+  accuracies = runner.probe(config, model, strategy, source)  # train split -> test split
   print(f'pretraining: ResNet-18 (base width {args.resnet_base_width}), batch {args.batch}, '
         f'{args.precision}, {steps} steps in {train_minutes:.1f} min')
   print(f'linear eval on frozen features (CIFAR-10 test, {time.time() - start:.0f} s): '
-        f'SimCLR encoder {100 * accuracies["trained"]:.2f}% vs random encoder '
-        f'{100 * accuracies["random"]:.2f}%')
+        f'SimCLR encoder {100 * accuracies["linear_probe/trained_encoder_top_1"]:.2f}% vs '
+        f'random encoder {100 * accuracies["linear_probe/random_encoder_top_1"]:.2f}%')
 
 
 if __name__ == '__main__':

@@ -110,9 +110,8 @@ def _saved_model_tensors(shapes):
 
 def infer_config(tensors, fmt, ft_proj_selector=0, base_width=64):
   """(Config, num_classes) of the model that has these tensors (encoder kernels, heads)."""
+  # TF1 names, and the TF1-style names _saved_model_tensors gives, share one rule.
   section = layouts.tf2_section if fmt == 'tf2' else layouts.section_of
-  if fmt == 'tf2_saved_model':
-    fmt = 'tf1'  # _saved_model_tensors gives TF1-style names.
   kernels = [s for n, s in tensors if section(n) == 'encoder' and re.search(r'/kernel(/|$)', n)]
   if any(section(n) == 'encoder' and re.search(r'/bias(/|$)', n) for n, _ in tensors):
     raise ConversionError('The encoder has convolution biases (squeeze-excitation); no released '
@@ -129,10 +128,10 @@ def infer_config(tensors, fmt, ft_proj_selector=0, base_width=64):
     raise ConversionError(f'Unrecognised stem kernel shape {first}.')
   bottleneck = kernels[stem][3] == 4 * kernels[stem][2]
   per_block = (5 if sk else 3) if bottleneck else 2
+  table = BOTTLENECK_DEPTHS if bottleneck else BASIC_DEPTHS
   blocks, rest = divmod(len(kernels) - stem - 4, per_block)
-  depth = (BOTTLENECK_DEPTHS if bottleneck else BASIC_DEPTHS).get(blocks)
+  depth = table.get(blocks)
   if rest or depth is None:
-    table = BOTTLENECK_DEPTHS if bottleneck else BASIC_DEPTHS
     expected = ', '.join(f'{stem + 4 + b * per_block} (ResNet-{d})' for b, d in table.items())
     raise ConversionError(f'The checkpoint has {len(kernels)} encoder kernels, which fits no '
                           f'ResNet with these blocks; expected one of {expected}: a missing or '

@@ -16,17 +16,21 @@ import tensorflow as tf
 from tf2 import input_pipeline
 
 
+def _eval_batches(source, config, split, batch_size):
+  """(images, labels) batches of `split` with evaluation preprocessing, unsharded."""
+  return input_pipeline.make_input_fn(source, config, is_training=False, split=split,
+                                      global_batch_size=batch_size)()
+
+
 def extract_features(model, source, config, split, batch_size=256):
   """(features [N, D] float32, labels [N]) of `split`, eval preprocessing."""
-  input_fn = input_pipeline.make_input_fn(source, config, is_training=False, split=split,
-                                          global_batch_size=batch_size)
 
   @tf.function
   def features(images):
     return model(images, training=False)['proj_head_input']
 
   xs, ys = [], []
-  for images, labels in input_fn():
+  for images, labels in _eval_batches(source, config, split, batch_size):
     xs.append(features(images).numpy())
     ys.append(labels.numpy())
   return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
@@ -34,14 +38,12 @@ def extract_features(model, source, config, split, batch_size=256):
 
 def estimate_batch_norm_statistics(model, source, config, split, batches=20, batch_size=256):
   """Runs training-mode forward passes (no weight update) so BN moving averages fit the data."""
-  input_fn = input_pipeline.make_input_fn(source, config, is_training=False, split=split,
-                                          global_batch_size=batch_size)
 
   @tf.function
   def forward(images):
     model(images, training=True, apply_blur=False)
 
-  for images, _ in input_fn().take(batches):
+  for images, _ in _eval_batches(source, config, split, batch_size).take(batches):
     forward(images)
 
 
