@@ -147,8 +147,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # TensorFlow is imported only once the flags parsed (fast --help).
   from tf2 import runner  # pylint: disable=g-import-not-at-top
-  from tf2.checkpointing import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
-  from tf2.datasets import DatasetError  # pylint: disable=g-import-not-at-top
+  from tf2.training.checkpointing import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
+  from tf2.data.datasets import DatasetError  # pylint: disable=g-import-not-at-top
   from tf2.strategies import StrategyError  # pylint: disable=g-import-not-at-top
   try:
     runner.run(config_from_flags())

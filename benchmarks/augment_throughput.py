@@ -2,7 +2,7 @@
 
     python benchmarks/augment_throughput.py [--seconds 20] [--data_dir DIR]
 
-Two cases, each through the full `tf2.input_pipeline` (decode, two SimCLR
+Two cases, each through the full `tf2.data.input_pipeline` (decode, two SimCLR
 views per image, batching, prefetch; no model):
 - 32 px: CIFAR-10 from `--data_dir` (a TFDS dir made by
   ../shared/tools/prepare_cifar10.py) if given, else random 32x32 images;
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf2 import datasets, input_pipeline  # noqa: E402
+from tf2.data import datasets, input_pipeline  # noqa: E402
 from tf2.config import Config  # noqa: E402
 
 

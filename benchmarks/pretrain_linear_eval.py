@@ -20,9 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from tf2 import datasets  # noqa: E402
+from tf2.data import datasets  # noqa: E402
 from tf2 import runner  # noqa: E402
-from tf2 import training  # noqa: E402
+from tf2.training import loop as training  # noqa: E402
 from tf2.config import Config  # noqa: E402
 
 

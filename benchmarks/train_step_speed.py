@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from tf2.config import Config  # noqa: E402
-from tf2.model import SimCLRModel  # noqa: E402
-from tf2.optimizers import build_optimizer  # noqa: E402
-from tf2.train_step import TrainStep  # noqa: E402
+from tf2.models.model import SimCLRModel  # noqa: E402
+from tf2.training.optimizers import build_optimizer  # noqa: E402
+from tf2.training.train_step import TrainStep  # noqa: E402
 
 
 def seconds_per_step(precision, batch, steps):

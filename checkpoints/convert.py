@@ -23,10 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from checkpoints import layouts
-from tf2 import checkpointing
+from tf2.training import checkpointing
 from tf2 import export
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 
 class ConversionError(ValueError):

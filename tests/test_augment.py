@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import augment
+from tf2.data import augment
 
 N_DRAWS = 2000
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import per_replica_slices
-from tf2.batch_norm import BatchNormalization
+from tf2.models.batch_norm import BatchNormalization
 
 
 def numpy_bn_train(x, gamma, beta, eps):

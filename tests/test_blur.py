@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf2 import blur
+from tf2.data import blur
 
 
 def numpy_blur(image, sigma, radius):

@@ -5,7 +5,7 @@ from checkpoints import catalogue
 from checkpoints import convert
 from checkpoints import layouts
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 
 def test_simclrv2_has_13_architectures_times_5_kinds():

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import checkpointing
+from tf2.training import checkpointing
 from tf2.config import Config, ConfigError
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 BASE = Config(resnet_depth=18, image_size=32, use_tpu=False, global_bn=False)
 FINETUNE_SCHEMA = '(?!global_step|(?:.*/|^)Momentum|head)'

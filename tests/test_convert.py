@@ -10,7 +10,7 @@ from checkpoints import convert
 from checkpoints import layouts
 from conftest import SHARED_DIR
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 REFERENCE = os.path.join(SHARED_DIR, 'reference')
 IMAGES = tf.random.uniform([2, 64, 64, 3], seed=11)

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from conftest import SHARED_DIR
-from tf2 import datasets
+from tf2.data import datasets
 
 
 def write(path, data):

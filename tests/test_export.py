@@ -1,4 +1,8 @@
-"""SavedModel export: outputs equal the live model's, fine-tunable, hub.load, retention."""
+"""SavedModel export: outputs equal the live model's, fine-tunable, hub.load, retention,
+serving signatures read by saved_model_cli, TFSMLayer and hub.KerasLayer."""
+import subprocess
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,7 +10,7 @@ import tensorflow_hub as hub
 
 from tf2 import export
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 CONFIG = Config(resnet_depth=18, image_size=32, use_tpu=False, global_bn=False,
                 resnet_base_width=16)
@@ -20,8 +24,10 @@ def exported(tmp_path_factory):
   tf.random.set_seed(3)
   model = SimCLRModel(CONFIG, 10).build_for()
   for v in model.variables:  # Random gammas/statistics so that every variable matters.
-    if 'gamma' in v.path or 'moving' in v.path:
+    if 'gamma' in v.path or 'moving_variance' in v.path:
       v.assign(tf.random.uniform(v.shape, 0.5, 1.5))
+    elif 'moving_mean' in v.path or 'beta' in v.path:
+      v.assign(tf.random.uniform(v.shape, -0.2, 0.2))
   directory = str(tmp_path_factory.mktemp('export'))
   path = export.export_saved_model(model, directory, 12)
   return model, directory, path
@@ -36,6 +42,7 @@ def test_outputs_equal_the_live_model(exported, loader):
   ref = model(images, training=False, return_endpoints=True)
   assert set(out) == ENDPOINTS
   for key in ENDPOINTS:
+    assert float(tf.math.reduce_std(ref[key])) > 1e-3, key  # Not a vacuous comparison.
     np.testing.assert_allclose(out[key].numpy(), ref[key].numpy(), atol=1e-5, err_msg=key)
   assert len(module.variables) == len(model.variables)
   assert len(module.trainable_variables) == len(model.trainable_variables)
@@ -68,6 +75,69 @@ def test_training_mode_uses_batch_statistics(exported):
   after = [v.numpy() for v in module.variables if 'moving_mean' in v.name]
   assert any(not np.allclose(a, b) for a, b in zip(moving, after))
   del model
+
+
+def test_serving_default_signature_equals_the_module_call(exported):
+  _, _, path = exported
+  module = tf.saved_model.load(path)
+  assert set(module.signatures) == {export.SERVING_DEFAULT, export.SERVING_BYTES}
+  images = tf.random.uniform([2, 40, 48, 3], seed=7)  # Any size is accepted.
+  out = module.signatures['serving_default'](images=images)
+  ref = module(images, trainable=False)
+  assert set(out) == ENDPOINTS
+  for key in ENDPOINTS:
+    np.testing.assert_allclose(out[key].numpy(), ref[key].numpy(), atol=1e-6, err_msg=key)
+  assert int(module.image_size()) == CONFIG.image_size
+
+
+def test_saved_model_cli_lists_the_signature(exported):
+  _, _, path = exported
+  shown = subprocess.run(
+      ['saved_model_cli', 'show', '--dir', path, '--tag_set', 'serve',
+       '--signature_def', 'serving_default'], capture_output=True, text=True, check=True).stdout
+  assert "inputs['images']" in shown and 'shape: (-1, -1, -1, 3)' in shown
+  for key in ENDPOINTS:
+    assert f"outputs['{key}']" in shown
+
+
+def test_bytes_signature_applies_the_eval_preprocessing(exported):
+  _, _, path = exported
+  module = tf.saved_model.load(path)
+  pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  encoded = tf.stack([tf.io.encode_png(p) for p in pixels])
+  out = module.signatures['serving_bytes'](image_bytes=encoded)
+  ref = module(tf.constant(pixels, tf.float32) / 255.0, trainable=False)  # 32 px: no crop.
+  np.testing.assert_allclose(out['final_avg_pool'].numpy(), ref['final_avg_pool'].numpy(),
+                             atol=1e-5)
+
+
+def test_keras3_tfsm_layer_gives_the_module_features(exported):
+  _, _, path = exported
+  module = tf.saved_model.load(path)
+  layer = keras.layers.TFSMLayer(path, call_endpoint='serving_default', trainable=True)
+  images = tf.random.uniform([3, 32, 32, 3], seed=8)
+  np.testing.assert_allclose(layer(images)['final_avg_pool'].numpy(),
+                             module(images, trainable=False)['final_avg_pool'].numpy(), atol=1e-5)
+  # Trainable in Keras 3 (BatchNorm in inference mode): every encoder weight gets a gradient.
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(layer(images)['final_avg_pool'] ** 2)
+  grads = tape.gradient(loss, layer.trainable_weights)
+  nonzero = sum(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+  assert nonzero == len(exported[0].resnet_model.trainable_variables)
+
+
+def test_hub_keras_layer_under_tf_keras(exported):
+  _, _, path = exported
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  module = tf.saved_model.load(path)
+  inputs = tf_keras.Input([32, 32, 3])
+  features = hub.KerasLayer(path, signature='serving_default',
+                            output_key='final_avg_pool')(inputs)
+  classifier = tf_keras.Model(inputs, tf_keras.layers.Dense(3)(features))
+  images = tf.random.uniform([3, 32, 32, 3], seed=9)
+  np.testing.assert_allclose(tf_keras.Model(inputs, features)(images).numpy(),
+                             module(images, trainable=False)['final_avg_pool'].numpy(), atol=1e-5)
+  assert classifier(images).shape == (3, 3)
 
 
 def test_keeps_the_newest_exports(exported):

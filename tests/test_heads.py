@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2.heads import ProjectionHead, SupervisedHead
+from tf2.models.heads import ProjectionHead, SupervisedHead
 
 EPS = 1e-5
 

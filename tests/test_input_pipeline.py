@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf2 import datasets, input_pipeline
+from tf2.data import datasets, input_pipeline
 from tf2.config import Config
 
 CFG = Config(image_size=8, train_batch_size=16, eval_batch_size=16, train_mode='pretrain',

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2.lars import LARS
+from tf2.training.lars import LARS
 
 
 class Tiny(keras.layers.Layer):

@@ -1,7 +1,7 @@
 """The logistic-regression probe: learns separable features, stays at chance on noise."""
 import numpy as np
 
-from tf2 import linear_probe
+from tf2.evaluation import linear_probe
 
 
 def test_separable_features_are_classified(rng):

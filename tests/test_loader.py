@@ -5,7 +5,7 @@ import tensorflow as tf
 from checkpoints import loader
 from tf2 import export
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 CONFIG = Config(resnet_depth=18, image_size=32, use_tpu=False, resnet_base_width=8,
                 train_mode='finetune')

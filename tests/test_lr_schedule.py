@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from tf2 import lr_schedule
+from tf2.training import lr_schedule
 from tf2.config import Config
 
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tf2.config import Config
-from tf2.model import SimCLRModel, split_views
+from tf2.models.model import SimCLRModel, split_views
 
 CFG = Config(resnet_depth=18, image_size=8, use_blur=False, global_bn=False).validate()
 

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import per_replica_slices
-from tf2 import nt_xent
+from tf2.training import nt_xent
 
 
 def paper_pair_loss(z, i, j, temperature):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tf2.config import Config
-from tf2.lars import LARS
-from tf2.model import SimCLRModel
-from tf2.optimizers import build_optimizer, weight_decay_loss
+from tf2.training.lars import LARS
+from tf2.models.model import SimCLRModel
+from tf2.training.optimizers import build_optimizer, weight_decay_loss
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,5 @@
 """Progress lines: images/s over the last interval and the time left at that rate."""
-from tf2.progress import Progress, format_duration
+from tf2.training.progress import Progress, format_duration
 
 
 def test_rate_and_time_left_follow_the_last_interval():

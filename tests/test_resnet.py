@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import param_count
-from tf2.resnet import LayerArgs, ResNet, fixed_padding
+from tf2.models import param_count
+from tf2.models.resnet import LayerArgs, ResNet, fixed_padding
 
 
 @pytest.mark.parametrize('depth,width,sk', [(50, 1, False), (50, 1, True), (101, 1, False)])

@@ -8,9 +8,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from test_run import README_COMMANDS, parse
-from tf2 import checkpointing
+from tf2.training import checkpointing
 from tf2 import runner
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 # Shortening: few steps, small batches, a narrow ResNet-18 (same depth, stem and heads).
 SHORT = (' --train_steps=2 --train_batch_size=8 --eval_batch_size=16 --resnet_base_width=8'

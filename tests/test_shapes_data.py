@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tf2 import shapes_data
-from tf2.datasets import DatasetError
+from tf2.data import shapes_data
+from tf2.data.datasets import DatasetError
 
 
 def test_deterministic_and_balanced():

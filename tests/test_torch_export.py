@@ -4,7 +4,7 @@ import pytest
 
 from checkpoints import torch_export
 from tf2.config import Config
-from tf2.model import SimCLRModel
+from tf2.models.model import SimCLRModel
 
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 

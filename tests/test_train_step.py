@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from tf2.config import Config
-from tf2.model import SimCLRModel
-from tf2.optimizers import build_optimizer
-from tf2.train_step import TrainStep
+from tf2.models.model import SimCLRModel
+from tf2.training.optimizers import build_optimizer
+from tf2.training.train_step import TrainStep
 
 CFG = Config(resnet_depth=18, image_size=16, train_batch_size=16, use_blur=False,
              learning_rate=0.5, weight_decay=1e-4, temperature=0.5, num_proj_layers=3,

@@ -10,11 +10,28 @@ statistics, moving averages updated) so that the module can be fine-tuned:
 explicitly (a `tf.Module` does not see the variables of a Keras 3 model),
 and gradients flow through the call. `tf.saved_model.load` and `hub.load`
 both read it. Blur is never applied inside the module.
+
+For deployment tools the export also carries two signatures:
+- `serving_default(images)`: float32 `[N, H, W, 3]` in [0, 1], any size (the
+  ResNet is fully convolutional and ends in a global average pool; for the
+  numbers of the trained model feed the training resolution, e.g. the eval
+  preprocessing's output); returns the dict above, inference mode.
+- `serving_bytes(image_bytes)`: a `[N]` string tensor of encoded JPEG/PNG/
+  BMP/GIF images; decodes each and applies the eval preprocessing of
+  `run.py` (centre crop of 87.5% and resize to `image_size`, no crop at 32 px
+  or less), then returns the same dict. A server needs no Python.
+`saved_model_cli`, TF Serving, `keras.layers.TFSMLayer`, `hub.KerasLayer`
+and the TFLite converter read them.
 """
 import os
 
 from absl import logging
 import tensorflow as tf
+
+from tf2.data import augment
+
+SERVING_DEFAULT = 'serving_default'
+SERVING_BYTES = 'serving_bytes'
 
 
 class _Exported(tf.__internal__.tracking.AutoTrackable):
@@ -36,6 +53,30 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
     call.get_concrete_function(images, False)
     call.get_concrete_function(images, True)
     self.__call__ = call
+    image_size = model.config.image_size
+
+    @tf.function(input_signature=[images])
+    def serve(images):
+      return call(images, False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='image_bytes')])
+    def serve_bytes(image_bytes):
+      def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return augment.preprocess(image, image_size, is_training=False, color_distort=False)
+      batch = tf.map_fn(decode, image_bytes,
+                        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+      return call(batch, False)
+
+    self.serve = serve
+    self.serve_bytes = serve_bytes
+    # The training resolution, for tools that feed the export (e.g. checkpoints.tflite).
+    self.image_size = tf.function(lambda: tf.constant(image_size), input_signature=[])
+
+  @property
+  def signatures(self):
+    return {SERVING_DEFAULT: self.serve.get_concrete_function(),
+            SERVING_BYTES: self.serve_bytes.get_concrete_function()}
 
 
 def export_saved_model(model, model_dir, step, keep_max=1):
@@ -44,7 +85,8 @@ def export_saved_model(model, model_dir, step, keep_max=1):
   export_dir = os.path.join(base, str(int(step)))
   if tf.io.gfile.exists(export_dir):
     tf.io.gfile.rmtree(export_dir)
-  tf.saved_model.save(_Exported(model), export_dir)
+  exported = _Exported(model)
+  tf.saved_model.save(exported, export_dir, signatures=exported.signatures)
   logging.info('Exported SavedModel to %s', export_dir)
   if keep_max > 0:
     steps = sorted(int(d.rstrip('/')) for d in tf.io.gfile.listdir(base)

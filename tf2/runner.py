@@ -8,17 +8,17 @@ before a model is built), then the model, the optimizer and training.
 from absl import logging
 import tensorflow as tf
 
-from tf2 import datasets
-from tf2 import evaluation
+from tf2.data import datasets
+from tf2.evaluation import evaluate as evaluation
 from tf2 import export
-from tf2 import linear_probe
-from tf2 import lr_schedule
-from tf2 import shapes_data
+from tf2.evaluation import linear_probe
+from tf2.training import lr_schedule
+from tf2.data import shapes_data
 from tf2 import strategies
-from tf2 import training
+from tf2.training import loop as training
 from tf2.config import ConfigError
-from tf2.model import SimCLRModel
-from tf2.optimizers import build_optimizer
+from tf2.models.model import SimCLRModel
+from tf2.training.optimizers import build_optimizer
 
 
 def needed_splits(config):

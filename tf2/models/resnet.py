@@ -24,7 +24,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from tf2.batch_norm import BatchNormalization
+from tf2.models.batch_norm import BatchNormalization
 
 BATCH_NORM_EPSILON = 1e-5
 BLOCK_GROUP_NAMES = ('block_group1', 'block_group2', 'block_group3', 'block_group4')

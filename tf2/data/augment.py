@@ -7,7 +7,7 @@ saturation 0.8s and hue 0.2s in random order, each result clipped to [0, 1],
 then grayscale with probability 0.2. Brightness is multiplicative
 (`simclrv2`, factor in [max(0, 1 - 0.8s), 1 + 0.8s]) or additive
 (`simclrv1`). Gaussian blur is applied batched on the accelerator by the
-model (`tf2/blur.py`); `blur=True` here blurs per image instead.
+model (`tf2/data/blur.py`); `blur=True` here blurs per image instead.
 
 Evaluation: a centre crop keeping 87.5% of the shorter side at the target
 aspect ratio, bicubic resize; no crop for images of 32 px or less.
@@ -18,7 +18,7 @@ import functools
 
 import tensorflow as tf
 
-from tf2 import blur as blur_lib
+from tf2.data import blur as blur_lib
 
 CROP_PROPORTION = 0.875
 AREA_RANGE = (0.08, 1.0)

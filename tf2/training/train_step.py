@@ -12,9 +12,9 @@ values and the multi-step loop returns their mean over the steps it ran.
 """
 import tensorflow as tf
 
-from tf2 import nt_xent
+from tf2.training import nt_xent
 from tf2.dtypes import at_least_float32
-from tf2.optimizers import weight_decay_loss
+from tf2.training.optimizers import weight_decay_loss
 
 
 def supervised_loss(labels, logits):

@@ -15,10 +15,10 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tf2 import input_pipeline
+from tf2.data import input_pipeline
 from tf2.config import ConfigError
-from tf2.datasets import DatasetError
-from tf2.optimizers import weight_decay_loss
+from tf2.data.datasets import DatasetError
+from tf2.training.optimizers import weight_decay_loss
 
 TOP_1 = 'eval/label_top_1_accuracy'
 TOP_5 = 'eval/label_top_5_accuracy'

@@ -13,7 +13,7 @@ import functools
 
 import tensorflow as tf
 
-from tf2 import augment
+from tf2.data import augment
 
 
 def preprocess_fn(config, is_training):

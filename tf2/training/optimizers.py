@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tf2.dtypes import at_least_float32
 
-from tf2.lars import LARS, DEFAULT_EXCLUDE
+from tf2.training.lars import LARS, DEFAULT_EXCLUDE
 
 
 def build_optimizer(config, learning_rate):

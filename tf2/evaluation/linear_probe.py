@@ -13,7 +13,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tf2 import input_pipeline
+from tf2.data import input_pipeline
 
 
 def _eval_batches(source, config, split, batch_size):

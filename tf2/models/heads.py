@@ -13,8 +13,8 @@ Supervised head: one dense layer with bias, under the name `head_supervised`
 import keras
 import tensorflow as tf
 
-from tf2.batch_norm import BatchNormalization
-from tf2.resnet import BATCH_NORM_EPSILON
+from tf2.models.batch_norm import BatchNormalization
+from tf2.models.resnet import BATCH_NORM_EPSILON
 
 
 class LinearLayer(keras.layers.Layer):

@@ -1,7 +1,7 @@
 """Backbone parameter counts against the SimCLRv2 table (millions, without heads).
 
-    python -m tf2.param_count            # all 13 published architectures
-    python -m tf2.param_count r50_1x_sk1 # some of them
+    python -m tf2.models.param_count            # all 13 published architectures
+    python -m tf2.models.param_count r50_1x_sk1 # some of them
 
 Each encoder is built for real (on a 32x32 ImageNet-stem input: the count does
 not depend on the image size) and its trainable parameters are counted.
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from tf2.resnet import LayerArgs, ResNet
+from tf2.models.resnet import LayerArgs, ResNet
 
 SK_RATIO = 0.0625
 

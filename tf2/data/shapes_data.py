@@ -9,7 +9,7 @@ Splits: `train` (default 10,000 images) and `test` (2,000), balanced.
 """
 import numpy as np
 
-from tf2.datasets import DatasetError, array_source
+from tf2.data.datasets import DatasetError, array_source
 
 NAME = 'shapes'
 CLASSES = ('disk', 'ring', 'square', 'triangle', 'plus', 'star')

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2 import checkpointing
-from tf2 import training
+from tf2.training import checkpointing
+from tf2.training import loop as training
 from tf2.config import Config
-from tf2.datasets import array_source
-from tf2.lr_schedule import schedule_from_config
-from tf2.model import SimCLRModel
-from tf2.optimizers import build_optimizer
+from tf2.data.datasets import array_source
+from tf2.training.lr_schedule import schedule_from_config
+from tf2.models.model import SimCLRModel
+from tf2.training.optimizers import build_optimizer
 
 CONFIG = Config(resnet_depth=18, image_size=16, use_tpu=False, global_bn=False,
                 resnet_base_width=8, train_batch_size=8, train_steps=4, checkpoint_steps=2,

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from tf2 import evaluation
+from tf2.evaluation import evaluate as evaluation
 from tf2.config import Config
-from tf2.datasets import array_source
-from tf2.model import SimCLRModel
+from tf2.data.datasets import array_source
+from tf2.models.model import SimCLRModel
 
 CONFIG = Config(resnet_depth=18, image_size=16, use_tpu=False, global_bn=False,
                 resnet_base_width=8, train_mode='finetune', eval_split='test',

@@ -16,11 +16,11 @@ representation so label information never reaches the encoder). With
 import keras
 import tensorflow as tf
 
-from tf2 import blur
+from tf2.data import blur
 from tf2.dtypes import at_least_float32, dtype_policy
 from tf2.config import Config
-from tf2.heads import ProjectionHead, SupervisedHead
-from tf2.resnet import resnet_from_config
+from tf2.models.heads import ProjectionHead, SupervisedHead
+from tf2.models.resnet import resnet_from_config
 
 
 def split_views(images):

@@ -15,11 +15,11 @@ import signal
 from absl import logging
 import tensorflow as tf
 
-from tf2 import checkpointing
-from tf2 import input_pipeline
-from tf2 import lr_schedule
-from tf2.progress import Progress
-from tf2.train_step import TrainStep
+from tf2.training import checkpointing
+from tf2.data import input_pipeline
+from tf2.training import lr_schedule
+from tf2.training.progress import Progress
+from tf2.training.train_step import TrainStep
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Networks: ResNet / SK-ResNet, BatchNorm, projection and supervised heads, the SimCLR model."""
