@@ -40,8 +40,18 @@ _HELP = {
                         'overrides checkpoint_epochs.',
     'train_summary_steps': 'Steps between training summaries (at most the loop length). '
                            'If 0, will not save.',
-    'steps_per_loop': '[new] Training steps per tf.function call (0: the shorter of the '
-                      'checkpoint and summary intervals).',
+    'steps_per_loop': '[new] Training steps per tf.function call; wins over --log_every_secs '
+                      '(TPU users set it large). 0: sized from the measured step time.',
+    'knn_eval': '[new] kNN monitor: at the start and at every checkpoint, the weighted kNN '
+                '(cosine, Wu et al. 2018) top-1 of final_avg_pool features, eval split queries '
+                'against a train-split bank; logged, in TensorBoard (eval/knn_top_1) and '
+                'result.json. Needs labelled splits.',
+    'knn_k': '[new] Neighbours of the kNN monitor.',
+    'knn_temperature': '[new] Temperature of the kNN monitor\'s exp(similarity / T) weights.',
+    'knn_bank_size': '[new] Train images in the kNN bank (the first ones of the split; 0: all).',
+    'log_every_secs': '[new] Target seconds between progress lines: each tf.function call runs '
+                      'as many steps as fit, never crossing a checkpoint or summary boundary. '
+                      '0: one call per checkpoint/summary interval.',
     'dataset': 'Name of a TFDS dataset, `shapes` (the embedded quickstart set), or a folder '
                'root/<split>/<class>/*.jpg.',
     'data_dir': 'Directory where the TFDS dataset is prepared (never downloaded).',
@@ -69,6 +79,13 @@ _HELP = {
     'variable_schema': 'This defines whether some variable from the checkpoint should be '
                        'loaded (regex over the original variable names: base_model/..., '
                        'head_contrastive/..., head_supervised/..., global_step).',
+    'teacher_checkpoint': '[new] --train_mode=distill: the teacher, a fine-tuned model with a '
+                          'supervised head: a model_dir of ours (flags.json + checkpoints), one '
+                          'of its saved_model/<step> exports, or a checkpoints.convert output.',
+    'distill_temperature': '[new] Temperature tau of the teacher\'s and the student\'s softmax '
+                           'in the distillation loss (SimCLRv2 eq. 2).',
+    'distill_alpha': '[new] Weight of the supervised loss on the labels of the training data '
+                     '(needs labels); 1 - alpha weights distillation. 0: teacher only.',
     'zero_init_logits_layer': 'If True, zero initialize layers after avg_pool for supervised '
                               'learning.',
     'fine_tune_after_block': 'The layers after which block that we will fine-tune. -1 means '
@@ -104,8 +121,13 @@ _HELP = {
     'resnet_base_width': '[new] Channels of the stem and first block group before '
                          'width_multiplier (64 in all published models; smaller values give '
                          'tiny ResNets for CPU runs such as the quickstart).',
-    'precision': '[new] float32, mixed_bfloat16 (bf16 compute, float32 variables: about 1.7x '
-                 'faster on CPUs with AVX-512 bf16, native on TPUs) or float64 (verification).',
+    'precision': '[new] float32 (the default: the original numerics on every machine), '
+                 'mixed_bfloat16 (bf16 compute, float32 variables; fast only where bf16 is native: '
+                 'TPUs, GPUs of compute capability >= 8.0, CPUs with avx512_bf16/amx_bf16, '
+                 'elsewhere emulated and many times slower), auto (mixed_bfloat16 where bf16 is '
+                 'native, else float32) or float64 (verification).',
+    'strict_precision': '[new] Refuse --precision=mixed_bfloat16 on hardware without native bf16 '
+                        '(by default it is a warning).',
     'jit_compile': '[new] Compile the per-replica step with XLA (TPUs always do).',
 }
 
@@ -145,7 +167,10 @@ def config_from_flags(flag_values=flags.FLAGS):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # TensorFlow is imported only once the flags parsed (fast --help).
+  # TensorFlow is imported only once the flags parsed (fast --help), without
+  # its benign start-up noise (tf2/console.py; SIMCLR_STARTUP_LOGS=1 shows it).
+  from tf2 import console  # pylint: disable=g-import-not-at-top
+  console.quiet_tensorflow_startup()
   from tf2 import runner  # pylint: disable=g-import-not-at-top
   from tf2.training.checkpointing import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
   from tf2.data.datasets import DatasetError  # pylint: disable=g-import-not-at-top

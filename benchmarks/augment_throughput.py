@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf2.data import datasets, input_pipeline  # noqa: E402
+from tf2 import hardware  # noqa: E402
 from tf2.config import Config  # noqa: E402
 
 
@@ -52,6 +53,7 @@ def main():
   parser.add_argument('--seconds', type=float, default=20)
   parser.add_argument('--data_dir', default=None)
   args = parser.parse_args()
+  print(hardware.describe(), flush=True)
   cifar_cfg = Config(image_size=32, train_batch_size=128, color_jitter_strength=0.5,
                      train_split='train')
   if args.data_dir:

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from tf2.data import datasets  # noqa: E402
-from tf2 import runner  # noqa: E402
+from tf2 import hardware, precision, runner  # noqa: E402
 from tf2.training import loop as training  # noqa: E402
 from tf2.config import Config  # noqa: E402
 
@@ -35,10 +35,15 @@ def main():
   parser.add_argument('--data_dir', required=True)
   parser.add_argument('--minutes', type=float, default=30)
   parser.add_argument('--batch', type=int, default=256)
-  parser.add_argument('--precision', default='mixed_bfloat16')
+  parser.add_argument('--precision', default='auto')
   parser.add_argument('--resnet_base_width', type=int, default=64)
   parser.add_argument('--model_dir', default=None)
   args = parser.parse_args()
+  hw = hardware.detect()
+  print(hardware.describe(hw), flush=True)
+  choice = precision.choose(args.precision, hw)
+  print(choice.message, flush=True)
+  args.precision = choice.precision
 
   config = Config(
       train_mode='pretrain', dataset='cifar10', data_dir=args.data_dir, image_size=32,

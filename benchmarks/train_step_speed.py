@@ -1,11 +1,14 @@
 """Seconds per SimCLR pretraining step (ResNet-18, CIFAR-10 sized, two views).
 
-    python benchmarks/train_step_speed.py [--batch 128] [--steps 3] [--precision all]
+    python benchmarks/train_step_speed.py [--batch 128] [--steps 3] [--precision auto|all|float32|...]
 
 Same settings as the original's CIFAR-10 command (LARS, lr 1.0, weight decay
 1e-4, temperature 0.5, linear eval head, no blur), on random inputs already
-in memory, so it measures the model step alone. The original implementation
-takes about 5 s per such step on the project's 2-core reference CPU.
+in memory, so it measures the model step alone. It prints the machine first:
+figures only compare on the same machine (`benchmarks/side_by_side.py` runs
+the original next to ours). `--precision=auto` (default) measures the
+precision `run.py --precision=auto` would pick here; `all` measures float32
+and, where bf16 is native, mixed_bfloat16.
 """
 import argparse
 import os
@@ -16,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
+from tf2 import hardware, precision as precision_lib  # noqa: E402
 from tf2.config import Config  # noqa: E402
 from tf2.models.model import SimCLRModel  # noqa: E402
 from tf2.training.optimizers import build_optimizer  # noqa: E402
@@ -43,15 +47,20 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--steps', type=int, default=3)
-  parser.add_argument('--precision', default='all')
+  parser.add_argument('--precision', default='auto')
   args = parser.parse_args()
-  precisions = ['float32', 'mixed_bfloat16'] if args.precision == 'all' else [args.precision]
+  hw = hardware.detect()
+  print(hardware.describe(hw), flush=True)
+  if args.precision == 'all':
+    precisions = ['float32'] + (['mixed_bfloat16'] if precision_lib.native_bf16(hw)[0] else [])
+  else:
+    choice = precision_lib.choose(args.precision, hw)
+    print(choice.message, flush=True)
+    precisions = [choice.precision]
   for precision in precisions:
     s = seconds_per_step(precision, args.batch, args.steps)
     print(f'{precision:>15}: {s:.2f} s/step, {args.batch / s:.0f} images/s = '
-          f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views; '
-          f'the original: ~5 s/step, ~51 views/s)')
-
+          f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views)')
 
 if __name__ == '__main__':
   main()

@@ -67,3 +67,22 @@ def test_cache_dataset_keeps_decoded_images_in_memory(tmp_path):
     path.unlink()  # a second pass must not touch the files
   second = sorted(float(x.numpy().mean()) for x in next(iter(ds))[0])
   assert len(first) == 3 and first == second
+
+
+def test_finetuning_crops_and_flips_without_colour_distortion():
+  """As the original: fine-tuning inputs keep every pixel's colour; pretraining's do not."""
+  colours = np.array([[200, 30, 90], [10, 220, 140]], np.uint8)
+  images = np.broadcast_to(colours[:, None, None, :], (2, 12, 12, 3)).copy()
+  source = datasets.array_source('flat', {'train': (images, np.arange(2))}, 2)
+  cfg = CFG.replace(train_batch_size=2, color_jitter_strength=1.0)
+  batch, labels = next(iter(input_pipeline.make_input_fn(
+      source, cfg.replace(train_mode='finetune'), is_training=True)()))
+  for image, label in zip(batch.numpy(), labels.numpy()):
+    np.testing.assert_allclose(image, np.broadcast_to(colours[label] / 255.0, image.shape),
+                               atol=1e-5)
+  views = []
+  for _ in range(3):
+    batch = next(iter(input_pipeline.make_input_fn(source, cfg, is_training=True)()))[0].numpy()
+    views += [view.reshape(-1, 3).mean(0) for image in batch for view in np.split(image, 2, -1)]
+  distance = [np.abs(colours / 255.0 - v).max(1).min() for v in views]
+  assert max(distance) > 0.05  # Colour jitter or grayscale changed some view.

@@ -24,6 +24,9 @@ def test_plan_follows_the_original_formulas():
   assert plan.train_steps == 50000 * 100 // 512 + 1
   assert plan.epoch_steps == round(50000 / 512) == 98
   assert plan.checkpoint_steps == 98
+  assert plan.loop_steps == 0  # Paced by --log_every_secs.
+  plan = training.make_plan(Config(train_batch_size=512, train_epochs=100, log_every_secs=0),
+                            50000)
   assert plan.loop_steps == 98  # min(checkpoint, summary=100)
   plan = training.make_plan(Config(train_steps=10, checkpoint_steps=4, steps_per_loop=3), 100)
   assert (plan.train_steps, plan.checkpoint_steps, plan.loop_steps) == (10, 4, 3)

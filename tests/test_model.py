@@ -72,3 +72,27 @@ def test_mixed_bfloat16_runs_in_bf16_with_float32_outputs():
   assert all(v.dtype == 'float32' for v in model.variables)
   out = model(tf.zeros([2, 8, 8, 6]), training=True)
   assert all(v.dtype == tf.float32 for v in out.values())
+
+
+@pytest.mark.parametrize('selector', [0, 1, 2, 3, -1, -4])
+def test_fine_tuning_keeps_the_projection_layers_below_the_selector(selector):
+  """As the original (hiddens_list[ft_proj_selector], hiddens_list = [encoder output, nl_0,
+  nl_1, nl_2 outputs]): the supervised head reads the selected hidden, so the layers below it
+  are kept (trained by the supervised loss) and those above it are dropped (no gradient)."""
+  config = Config(train_mode='finetune', resnet_depth=18, resnet_base_width=8, image_size=16,
+                  num_proj_layers=3, ft_proj_selector=selector, use_tpu=False, global_bn=False,
+                  proj_out_dim=8)
+  model = SimCLRModel(config, 5).build_for()
+  kept = range(selector % 4)  # Layers nl_0 .. nl_{k-1} feed the selected hidden.
+  images = tf.random.uniform([4, 16, 16, 3], seed=1)
+  with tf.GradientTape() as tape:
+    logits = model(images, training=True)['logits_sup']
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.constant([0, 1, 2, 3]), logits))
+  grads = tape.gradient(loss, model.trainable_variables)
+  trained = {v.path.split('/')[2] for v, g in zip(model.trainable_variables, grads)
+             if v.path.startswith('simclr/head_contrastive/') and g is not None
+             and float(tf.reduce_max(tf.abs(g))) > 0}
+  assert trained == {f'nl_{j}' for j in kept}
+  width = 8 if selector % 4 == 3 else 64  # Middle layers keep the encoder width (8 * 8).
+  assert model.supervised_head.variables[0].shape == (width, 5)

@@ -18,3 +18,13 @@ def test_durations():
   assert format_duration(59) == '59s'
   assert format_duration(61) == '1m01s'
   assert format_duration(3 * 3600 + 120) == '3h02m'
+
+
+def test_the_first_line_shows_the_tracing_time_not_a_rate():
+  now = [0.0]
+  progress = Progress(total_steps=100, images_per_step=64, clock=lambda: now[0])
+  now[0] += 42.0
+  line = progress.line(1, {'total_loss': 5.0}, first=True)
+  assert line.endswith('first call with tracing: 42s') and 'images/s' not in line
+  now[0] += 4.0
+  assert '16.0 images/s' in progress.line(2, {'total_loss': 5.0})

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from test_run import README_COMMANDS, parse
 from tf2.training import checkpointing
+from tf2 import plot
 from tf2 import runner
 from tf2.models.model import SimCLRModel
 
@@ -99,16 +100,28 @@ def test_quickstart_plumbing_prints_both_probe_accuracies(tmp_path, capsys):
   config = parse(f'run.py --dataset=shapes --eval_split=test --image_size=16 '
                  f'--resnet_depth=18 --resnet_base_width=8 --train_batch_size=16 '
                  f'--train_steps=2 --use_tpu=False --mode=train_then_eval '
-                 f'--linear_probe=True --eval_batch_size=500 --model_dir={tmp_path}')
+                 f'--linear_probe=True --eval_batch_size=500 --model_dir={tmp_path} '
+                 f'--knn_eval=True --knn_bank_size=600 --checkpoint_steps=1')
   result = runner.run(config)
   printed = capsys.readouterr().out
   assert 'pretrained encoder' in printed and 'randomly initialised encoder' in printed
   for key in ('linear_probe/trained_encoder_top_1', 'linear_probe/random_encoder_top_1',
-              'eval/label_top_1_accuracy'):
+              'eval/label_top_1_accuracy', 'eval/knn_top_1', 'eval/knn_top_1_initial'):
     assert 0 <= result[key] <= 1
+  assert result['eval/knn_bank_size'] == 600 and result['eval/knn_num_queries'] == 2000
   with open(tmp_path / 'result.json') as f:
-    assert json.load(f)['linear_probe/random_encoder_top_1'] == result[
-        'linear_probe/random_encoder_top_1']
+    saved = json.load(f)
+  assert saved['linear_probe/random_encoder_top_1'] == result['linear_probe/random_encoder_top_1']
+  assert saved['eval/knn_top_1'] == result['eval/knn_top_1']
+  # The kNN monitor ran at the start and at each checkpoint; curves plot from the events.
+  scalars = plot.read_scalars(str(tmp_path))
+  assert [step for step, _ in scalars['eval/knn_top_1']] == [0, 1, 2]
+  assert scalars['eval/knn_top_1'][-1][1] == pytest.approx(result['eval/knn_top_1'])
+  assert [step for step, _ in scalars['train/total_loss']] == [1, 2]
+  drawn = plot.main([str(tmp_path), '--out', str(tmp_path / 'curves.png')])
+  assert drawn == {'training loss': 1, 'contrastive accuracy': 1, 'learning rate': 1,
+                   'eval accuracy': 2}
+  assert (tmp_path / 'curves.png').stat().st_size > 10000
 
 
 def test_unlabelled_folder_pretrains_without_linear_eval(tmp_path, rng):
@@ -125,3 +138,18 @@ def test_unlabelled_folder_pretrains_without_linear_eval(tmp_path, rng):
     assert json.load(f)['lineareval_while_pretraining'] is False
   with pytest.raises(Exception, match='no labels'):
     runner.run(config.replace(train_mode='finetune', model_dir=str(tmp_path / 'ft')))
+  with pytest.raises(Exception, match='kNN monitor needs labelled'):
+    runner.run(config.replace(knn_eval=True, eval_split=config.train_split,
+                              model_dir=str(tmp_path / 'knn')))
+
+
+def test_strict_precision_refuses_emulated_bf16_before_anything_is_written(tmp_path, monkeypatch):
+  from tf2.hardware import Hardware  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(runner.hardware, 'detect',
+                      lambda strategy=None: Hardware('cpu', 'AMD EPYC', frozenset({'avx2'})))
+  model_dir = tmp_path / 'run'
+  config = parse(f'python run.py --dataset=shapes --precision=mixed_bfloat16 --strict_precision=True '
+                 f'--use_tpu=False --model_dir={model_dir}')
+  with pytest.raises(runner.ConfigError, match='CPU AMD EPYC without avx512_bf16'):
+    runner.run(config)
+  assert not model_dir.exists()

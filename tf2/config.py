@@ -8,14 +8,14 @@ original does not have.
 import dataclasses
 from typing import Optional
 
-TRAIN_MODES = ('pretrain', 'finetune')
+TRAIN_MODES = ('pretrain', 'finetune', 'distill')
 MODES = ('train', 'eval', 'train_then_eval')
 OPTIMIZERS = ('momentum', 'adam', 'lars')
 LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
-PRECISIONS = ('float32', 'mixed_bfloat16', 'float64')
+PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
 
 
 class ConfigError(ValueError):
@@ -43,8 +43,15 @@ class Config:
   checkpoint_epochs: int = 1
   checkpoint_steps: int = 0
   train_summary_steps: int = 100
-  # NEW: training steps per tf.function call (0: checkpoint interval).
+  # NEW: training steps per tf.function call (0: sized to log_every_secs).
   steps_per_loop: int = 0
+  # NEW: kNN monitor (weighted kNN on final_avg_pool, Wu et al. 2018) at every checkpoint.
+  knn_eval: bool = False
+  knn_k: int = 200
+  knn_temperature: float = 0.1
+  knn_bank_size: int = 10000
+  # NEW: target seconds between progress lines (0: one line per checkpoint/summary interval).
+  log_every_secs: float = 30.0
   # Data.
   dataset: str = 'imagenet2012'
   data_dir: Optional[str] = None
@@ -66,6 +73,10 @@ class Config:
   # Checkpoints and export.
   model_dir: Optional[str] = None
   checkpoint: Optional[str] = None
+  # NEW: distillation (SimCLRv2 step 3): the fine-tuned teacher, tau and the label weight.
+  teacher_checkpoint: Optional[str] = None
+  distill_temperature: float = 1.0
+  distill_alpha: float = 0.0
   # Regex (re.match) over the original's variable names selecting what
   # --checkpoint initialises; the original's default '?!global_step' is read
   # as '(?!global_step)'.
@@ -105,6 +116,7 @@ class Config:
   se_ratio: float = 0.0
   # NEW: numerics and compilation.
   precision: str = 'float32'
+  strict_precision: bool = False
   jit_compile: bool = False
 
   def replace(self, **changes) -> 'Config':
@@ -117,7 +129,7 @@ class Config:
 
   @property
   def has_supervised_head(self) -> bool:
-    return self.train_mode == 'finetune' or self.lineareval_while_pretraining
+    return self.train_mode in ('finetune', 'distill') or self.lineareval_while_pretraining
 
   @property
   def encoder_fine_tune_after_block(self) -> int:
@@ -138,6 +150,10 @@ class Config:
     choice('resnet_depth', RESNET_DEPTHS)
     choice('color_jitter_impl', COLOR_JITTER_IMPLS)
     choice('precision', PRECISIONS)
+    if self.knn_k < 1 or self.knn_temperature <= 0 or self.knn_bank_size < 0:
+      raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0 and --knn_bank_size >= 0 '
+                        f'(0: the whole train split); got {self.knn_k}, '
+                        f'{self.knn_temperature}, {self.knn_bank_size}.')
     if self.resnet_base_width < 2 or self.resnet_base_width % 2:
       raise ConfigError(f'--resnet_base_width must be an even number >= 2, got '
                         f'{self.resnet_base_width}.')
@@ -146,11 +162,21 @@ class Config:
     if not -1 <= self.fine_tune_after_block <= 4:
       raise ConfigError('--fine_tune_after_block must be in [-1, 4] '
                        f'(-1: train everything), got {self.fine_tune_after_block}.')
-    if self.train_mode == 'pretrain' and self.fine_tune_after_block != -1:
+    if self.train_mode != 'finetune' and self.fine_tune_after_block != -1:
       raise ConfigError(
-          'Layer freezing is not supported during pretraining: with '
-          '--train_mode=pretrain set --fine_tune_after_block=-1 '
-          f'(got {self.fine_tune_after_block}).')
+          f'Layer freezing is only for fine-tuning: with --train_mode={self.train_mode} set '
+          f'--fine_tune_after_block=-1 (got {self.fine_tune_after_block}).')
+    if self.train_mode == 'distill':
+      if not self.teacher_checkpoint:
+        raise ConfigError('--train_mode=distill needs --teacher_checkpoint: a fine-tuned model '
+                          'directory of ours, its saved_model/<step> export, or the output of '
+                          'python -m checkpoints.convert for a released model.')
+      if self.distill_temperature <= 0 or not 0 <= self.distill_alpha <= 1:
+        raise ConfigError(f'--distill_temperature must be > 0 and --distill_alpha in [0, 1]; '
+                          f'got {self.distill_temperature} and {self.distill_alpha}.')
+    elif self.teacher_checkpoint:
+      raise ConfigError(f'--teacher_checkpoint is only used with --train_mode=distill '
+                        f'(got --train_mode={self.train_mode}).')
     if self.proj_head_mode == 'nonlinear' and self.num_proj_layers < 1:
       raise ConfigError('--num_proj_layers must be >= 1 with --proj_head_mode=nonlinear.')
     num_outputs = self.num_proj_layers if self.proj_head_mode == 'nonlinear' else (

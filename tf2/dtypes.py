@@ -1,7 +1,7 @@
 """Numeric precision: Keras dtype policies and the dtype losses are computed in.
 
 `float32` (default), `mixed_bfloat16` (bf16 compute, float32 variables and
-losses: about 1.7x faster on CPUs with AVX-512 bf16, native on TPUs) and
+losses: for hardware with native bf16, see `tf2/precision.py`) and
 `float64` (for numerical verification: distributed vs single-device results
 agree to ~1e-12 instead of float32 noise).
 """
@@ -10,6 +10,8 @@ import tensorflow as tf
 
 
 def dtype_policy(precision):
+  if precision == 'auto':
+    raise ValueError("precision 'auto' must be resolved first (tf2.precision.resolve).")
   return None if precision == 'float32' else keras.DTypePolicy(precision)
 
 

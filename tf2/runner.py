@@ -10,20 +10,25 @@ import tensorflow as tf
 
 from tf2.data import datasets
 from tf2.evaluation import evaluate as evaluation
+from tf2 import console
 from tf2 import export
+from tf2.evaluation import knn
 from tf2.evaluation import linear_probe
 from tf2.training import lr_schedule
 from tf2.data import shapes_data
+from tf2 import hardware
+from tf2 import precision
 from tf2 import strategies
 from tf2.training import loop as training
 from tf2.config import ConfigError
+from tf2.models import teacher as teacher_lib
 from tf2.models.model import SimCLRModel
 from tf2.training.optimizers import build_optimizer
 
 
 def needed_splits(config):
   splits = [config.train_split]  # Eval needs the train size for the step count.
-  if config.mode != 'train' or config.linear_probe:
+  if config.mode != 'train' or config.linear_probe or config.knn_eval:
     splits.append(config.eval_split)
   return list(dict.fromkeys(splits))
 
@@ -33,6 +38,30 @@ def load_source(config):
                                strict=config.strict_images, builtin=shapes_data.builtin)
 
 
+def check_teacher_classes(config, source):
+  """The teacher's class count; an error if the labelled data has another."""
+  teacher_lib.teacher_config(config.teacher_checkpoint, config)  # flags.json, supervised head.
+  classes = teacher_lib.supervised_classes(config.teacher_checkpoint)
+  if classes is None:
+    raise ConfigError(f'The teacher {config.teacher_checkpoint} has no supervised head '
+                      '(head_supervised): fine-tune it first, then distil.')
+  if source.num_classes and source.num_classes != classes:
+    raise ConfigError(f'The teacher {config.teacher_checkpoint} predicts {classes} classes but '
+                      f'{source.name} has {source.num_classes}: distil on the teacher\'s label '
+                      'space.')
+  return classes
+
+
+def describe_data(config, source):
+  """'Data: cifar10, train split 'train' (50000 images), eval split 'test' (10000), 10 classes'."""
+  parts = [f'Data: {source.name}, train split {config.train_split!r} '
+           f'({source.num_examples(config.train_split)} images)']
+  if config.eval_split in needed_splits(config) and config.eval_split != config.train_split:
+    parts.append(f'eval split {config.eval_split!r} ({source.num_examples(config.eval_split)})')
+  parts.append(f'{source.num_classes} classes' if source.num_classes else 'unlabelled')
+  return ', '.join(parts)
+
+
 def adapt_to_source(config, source):
   """Checks labels against the training mode; linear eval is dropped for unlabelled data."""
   if source.num_classes > 0:
@@ -40,6 +69,14 @@ def adapt_to_source(config, source):
   if config.train_mode == 'finetune':
     raise datasets.DatasetError(
         f'{source.name} has no labels (no class subfolders): fine-tuning needs labelled data.')
+  if config.train_mode == 'distill' and config.distill_alpha > 0:
+    raise datasets.DatasetError(
+        f'{source.name} has no labels: --distill_alpha={config.distill_alpha} needs them; use '
+        '--distill_alpha=0 to learn from the teacher alone.')
+  if config.knn_eval:
+    raise datasets.DatasetError(
+        f'{source.name} has no labels: the kNN monitor needs labelled train and eval splits; '
+        'drop --knn_eval.')
   if config.mode != 'train':
     raise datasets.DatasetError(
         f'{source.name} has no labels: use --mode=train to pretrain on it; evaluation needs '
@@ -56,11 +93,37 @@ def build_model(config, strategy, num_classes, num_examples):
   return model, optimizer
 
 
-def evaluate_and_export(config, model, strategy, source, step):
+def evaluate_and_export(config, model, strategy, source, step, knn_result=None):
+  """Evaluation (+ kNN: `knn_result` if already computed at this step) and export."""
   result = evaluation.evaluate(config, model, strategy, source, step)
+  if config.knn_eval:
+    result.update(knn_result or knn.knn_accuracy(config, model, strategy, source, step))
   evaluation.write_results(config, result, config.model_dir)
   export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
   return result
+
+
+class KnnMonitor:
+  """The training loop's on_checkpoint hook: kNN accuracy, logged and in TensorBoard."""
+
+  def __init__(self, config, model, strategy, source):
+    self.config, self.model, self.strategy, self.source = config, model, strategy, source
+    self.results = {}
+
+  def __call__(self, step):
+    result = knn.knn_accuracy(self.config, self.model, self.strategy, self.source, step)
+    self.results[step] = result
+    evaluation.write_summaries(self.config, {knn.KNN_TOP_1: result[knn.KNN_TOP_1]}, step,
+                               self.config.model_dir)
+
+  def result_at(self, step):
+    """The result at `step`, with the step-0 (initial weights) figure when there is one."""
+    if step not in self.results:
+      return None
+    result = dict(self.results[step])
+    if 0 in self.results and step != 0:
+      result['eval/knn_top_1_initial'] = self.results[0][knn.KNN_TOP_1]
+    return result
 
 
 def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps):
@@ -82,31 +145,52 @@ def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps):
 def run(config):
   """Runs `config.mode`; returns the last evaluation result (or None)."""
   config = config.validate()
+  console.drop_tensorflow_info()  # TensorFlow's own INFO lines (saver internals).
   if not config.model_dir:
     raise ConfigError('--model_dir is required: checkpoints, summaries and results go there.')
   strategy = strategies.make_strategy(config)
+  config = precision.resolve(config, hardware.detect(strategy))
   replicas = strategy.num_replicas_in_sync
   for name in ('train_batch_size', 'eval_batch_size'):
     if getattr(config, name) % replicas:
       raise ConfigError(f'--{name}={getattr(config, name)} must be a multiple of the number '
                         f'of replicas ({replicas}): each replica gets an equal share.')
   source = load_source(config)
+  logging.info('%s', describe_data(config, source))
   config = adapt_to_source(config, source)
   tf.io.gfile.makedirs(config.model_dir)
   evaluation.write_flags(config, config.model_dir)
   num_examples = source.num_examples(config.train_split)
-  model, optimizer = build_model(config, strategy, source.num_classes, num_examples)
+  num_classes = source.num_classes
+  teacher = None
+  if config.train_mode == 'distill':
+    num_classes = check_teacher_classes(config, source)
+    if config.mode != 'eval':
+      teacher = teacher_lib.load_teacher(config.teacher_checkpoint, config, num_classes, strategy)
+  model, optimizer = build_model(config, strategy, num_classes, num_examples)
   result = None
   if config.mode == 'eval':
     plan = training.make_plan(config, num_examples)
     result = watch_and_evaluate(config, model, optimizer, strategy, source, plan.train_steps)
     step = int(optimizer.iterations.numpy())
   else:
-    step = training.train(config, model, optimizer, strategy, source, config.model_dir)
+    monitor = KnnMonitor(config, model, strategy, source) if config.knn_eval else None
+    step = training.train(config, model, optimizer, strategy, source, config.model_dir,
+                          on_checkpoint=monitor, teacher=teacher)
+    knn_result = monitor.result_at(step) if monitor else None
     if config.mode == 'train_then_eval':
-      result = evaluate_and_export(config, model, strategy, source, step)
-    elif config.export_saved_model:
-      export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
+      result = evaluate_and_export(config, model, strategy, source, step, knn_result)
+      if teacher is not None:  # The student next to its teacher.
+        teacher_result = evaluation.evaluate(config, teacher, strategy, source, step)
+        result['eval/teacher_label_top_1_accuracy'] = teacher_result[evaluation.TOP_1]
+        evaluation.write_results(config, result, config.model_dir)
+    else:
+      if monitor:
+        result = dict(knn_result or knn.knn_accuracy(config, model, strategy, source, step),
+                      global_step=float(step))
+        evaluation.write_results(config, result, config.model_dir)
+      if config.export_saved_model:
+        export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
   if config.linear_probe:
     result = dict(result or {}, global_step=float(step),
                   **probe(config, model, strategy, source))
@@ -119,7 +203,7 @@ def probe(config, model, strategy, source):
     with strategy.scope():
       return SimCLRModel(config, source.num_classes).build_for()
   accuracies = linear_probe.compare_with_random_encoder(
-      model, make_random_model, source, config, config.train_split, config.eval_split)
+      model, make_random_model, strategy, source, config, config.train_split, config.eval_split)
   print(f'Linear probe (logistic regression on frozen features, {config.eval_split} split): '
         f'pretrained encoder {100 * accuracies["trained"]:.1f}% top-1, randomly initialised '
         f'encoder {100 * accuracies["random"]:.1f}%.', flush=True)

@@ -57,6 +57,17 @@ def make_strategy(config, environ=None):
     strategy = tf.distribute.MirroredStrategy()
   else:
     strategy = tf.distribute.get_strategy()
-  logging.info('Strategy: %s with %d replica(s).', type(strategy).__name__,
-               strategy.num_replicas_in_sync)
+  logging.info('%s', describe(strategy))
   return strategy
+
+
+def describe(strategy):
+  """'Strategy: MirroredStrategy, 2 replicas on /job:localhost/.../GPU:0, ...'."""
+  name = type(strategy).__name__.lstrip('_').replace('DefaultDistributionStrategy', 'default')
+  try:
+    devices = ', '.join(strategy.extended.worker_devices)
+  except RuntimeError:  # The default strategy: TensorFlow's default device placement.
+    gpus = tf.config.list_logical_devices('GPU')
+    devices = gpus[0].name if gpus else tf.config.list_logical_devices('CPU')[0].name
+  replicas = strategy.num_replicas_in_sync
+  return f'Strategy: {name}, {replicas} replica{"s" * (replicas > 1)} on {devices}'

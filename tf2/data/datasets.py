@@ -101,7 +101,7 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
     except ValueError as e:
       raise DatasetError(f'Split {base!r} of {name}: {e}') from e
     if subset_path is not None:
-      ds = filter_by_file_name(ds, read_subset_list(subset_path), 'file_name')
+      ds = filter_by_file_name(ds, read_subset_list(subset_path), example_key(builder))
       ds = ds.map(lambda x: (x['image'], x['label']))
     return ds
 
@@ -120,6 +120,16 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
     except (KeyError, ValueError):  # e.g. under tfds.testing.mock_data
       sizes[split] = count_examples(reader(split))
   return DatasetSource(name, num_classes, sizes, reader)
+
+
+def example_key(builder):
+  """The feature that names an example in subset lists: ImageNet's `file_name`, else `id`."""
+  features = builder.info.features
+  for key in ('file_name', 'id'):
+    if key in features:
+      return key
+  raise DatasetError(f'{builder.name} has neither a file_name nor an id feature: subset lists '
+                     'cannot name its examples.')
 
 
 def not_prepared_error(name, data_dir):
@@ -224,8 +234,13 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
     base, subset_path = parse_subset_split(split)
     paths, labels, classes = scan_folder(root, base)
     if subset_path is not None:
-      keep = {os.path.basename(n) for n in read_subset_list(subset_path)}
-      pairs = [(p, l) for p, l in zip(paths, labels) if os.path.basename(p) in keep]
+      names = read_subset_list(subset_path)
+      # Relative paths (class/file.jpg, as imagenet_subsets.make writes for folders) or base
+      # names (the ImageNet lists).
+      name_of = ((lambda p: os.path.relpath(p, os.path.join(root, base)))
+                 if any('/' in n for n in names) else os.path.basename)
+      keep = set(names) if any('/' in n for n in names) else {os.path.basename(n) for n in names}
+      pairs = [(p, l) for p, l in zip(paths, labels) if name_of(p) in keep]
       missing = len(keep) - len(pairs)
       if missing:
         logging.warning('%d images of the subset list %s are not in %s/%s.', missing,

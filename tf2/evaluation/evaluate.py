@@ -87,11 +87,16 @@ def write_results(config, result, model_dir):
     with tf.io.gfile.GFile(os.path.join(model_dir, name), 'w') as f:
       json.dump({k: float(v) for k, v in result.items()}, f, indent=1)
   write_flags(config, model_dir)
+  write_summaries(config, {k: v for k, v in result.items() if k != 'global_step'}, step,
+                  model_dir)
+
+
+def write_summaries(config, scalars, step, model_dir):
+  """TensorBoard scalars under model_dir/<eval_name or 'eval'>."""
   writer = tf.summary.create_file_writer(os.path.join(model_dir, config.eval_name or 'eval'))
   with writer.as_default():
-    for key, value in result.items():
-      if key != 'global_step':
-        tf.summary.scalar(key, value, step=step)
+    for key, value in scalars.items():
+      tf.summary.scalar(key, value, step=step)
   writer.flush()
 
 

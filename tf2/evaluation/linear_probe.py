@@ -1,7 +1,8 @@
 """Linear evaluation on frozen features (SimCLR section 4 protocol, full-batch form).
 
-Features are the encoder output (`proj_head_input`, the pooled representation)
-of centre-cropped images, computed once in inference mode; a multinomial
+Features are the encoder output (`final_avg_pool`, the pooled representation)
+of centre-cropped images, computed once in inference mode on every replica
+(`tf2/evaluation/features.py`); a multinomial
 logistic regression is fitted on the standardised training features by
 full-batch Adam with a small L2 penalty, and its test accuracy is reported.
 `compare_with_random_encoder` runs the same protocol on a randomly
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf2.data import input_pipeline
+from tf2.evaluation import features
 
 
 def _eval_batches(source, config, split, batch_size):
@@ -22,24 +24,11 @@ def _eval_batches(source, config, split, batch_size):
                                       global_batch_size=batch_size)()
 
 
-def extract_features(model, source, config, split, batch_size=256):
-  """(features [N, D] float32, labels [N]) of `split`, eval preprocessing."""
-
-  @tf.function
-  def features(images):
-    return model(images, training=False)['proj_head_input']
-
-  xs, ys = [], []
-  for images, labels in _eval_batches(source, config, split, batch_size):
-    xs.append(features(images).numpy())
-    ys.append(labels.numpy())
-  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
-
-
 def estimate_batch_norm_statistics(model, source, config, split, batches=20, batch_size=256):
   """Runs training-mode forward passes (no weight update) so BN moving averages fit the data."""
+  size = config.image_size
 
-  @tf.function
+  @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
   def forward(images):
     model(images, training=True, apply_blur=False)
 
@@ -76,21 +65,23 @@ def fit_logistic_regression(train_x, train_y, num_classes, steps=500, l2=1e-4,
   return predict
 
 
-def probe_accuracy(model, source, config, train_split, test_split, num_classes):
-  train_x, train_y = extract_features(model, source, config, train_split)
-  test_x, test_y = extract_features(model, source, config, test_split)
+def probe_accuracy(model, strategy, source, config, train_split, test_split, num_classes):
+  train_x, train_y = features.split_features(model, strategy, source, config, train_split)
+  test_x, test_y = features.split_features(model, strategy, source, config, test_split)
   predict = fit_logistic_regression(train_x, train_y, num_classes)
   return float(np.mean(predict(test_x) == test_y))
 
 
-def compare_with_random_encoder(model, make_random_model, source, config, train_split,
-                                test_split):
+def compare_with_random_encoder(model, make_random_model, strategy, source, config,
+                                train_split, test_split):
   """{'trained': accuracy, 'random': accuracy} under the same linear protocol."""
   num_classes = source.num_classes
-  trained = probe_accuracy(model, source, config, train_split, test_split, num_classes)
+  trained = probe_accuracy(model, strategy, source, config, train_split, test_split,
+                           num_classes)
   random_model = make_random_model()
   estimate_batch_norm_statistics(random_model, source, config, train_split)
-  random = probe_accuracy(random_model, source, config, train_split, test_split, num_classes)
+  random = probe_accuracy(random_model, strategy, source, config, train_split, test_split,
+                          num_classes)
   logging.info('Linear probe on frozen features: trained encoder %.4f, random encoder %.4f',
                trained, random)
   return {'trained': trained, 'random': random}

@@ -1,8 +1,10 @@
 """The training loop: restore or initialise, run multi-step loops, log, summarise, checkpoint.
 
-Steps run in `tf.function` loops of `loop_steps` steps (`tf.range`, one host
-round trip per loop); after each loop the mean metrics go to the log (with
-images/s and time left) and to TensorBoard (with the learning rate), and a
+Steps run in multi-step `tf.function` calls (`tf.range`, one host round trip
+per call) whose length `tf2/training/pacing.py` chooses: `--steps_per_loop`,
+or as many steps as fit in `--log_every_secs`. After each call the mean
+metrics go to the log (with images/s and time left) and to TensorBoard (with
+the learning rate); the first call's tracing time is logged once; and a
 checkpoint is written every `checkpoint_steps` and at the end. An interrupt
 (Ctrl-C, or SIGTERM as sent on preemption) saves a checkpoint of the last
 completed step before the run stops, so a restart loses nothing. A loss that
@@ -18,6 +20,7 @@ import tensorflow as tf
 from tf2.training import checkpointing
 from tf2.data import input_pipeline
 from tf2.training import lr_schedule
+from tf2.training.pacing import LoopPacer
 from tf2.training.progress import Progress
 from tf2.training.train_step import TrainStep
 
@@ -28,7 +31,7 @@ class Plan:
   train_steps: int
   epoch_steps: int
   checkpoint_steps: int
-  loop_steps: int
+  loop_steps: int  # Fixed steps per call; 0: paced by log_every_secs.
 
 
 def make_plan(config, num_examples):
@@ -38,9 +41,13 @@ def make_plan(config, num_examples):
   epoch_steps = max(int(round(num_examples / config.train_batch_size)), 1)
   checkpoint_steps = config.checkpoint_steps or config.checkpoint_epochs * epoch_steps
   checkpoint_steps = max(min(checkpoint_steps, steps), 1)
-  loop_steps = config.steps_per_loop or min(
-      checkpoint_steps, config.train_summary_steps or checkpoint_steps)
-  return Plan(num_examples, steps, epoch_steps, checkpoint_steps, max(loop_steps, 1))
+  if config.steps_per_loop:
+    loop_steps = config.steps_per_loop
+  elif config.log_every_secs > 0:
+    loop_steps = 0
+  else:
+    loop_steps = min(checkpoint_steps, config.train_summary_steps or checkpoint_steps)
+  return Plan(num_examples, steps, epoch_steps, checkpoint_steps, loop_steps)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -85,18 +92,25 @@ def write_image_summaries(config, source, writer, step, count=3):
       tf.summary.image(f'train/augmented_view_{i}', view, step=step, max_outputs=count)
 
 
-def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None):
-  """Trains until `train_steps`; returns the final step."""
+def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None,
+          on_checkpoint=None, teacher=None):
+  """Trains until `train_steps`; returns the final step.
+
+  `on_checkpoint(step)` runs after every checkpoint, and before the first step
+  of a run that starts at step 0 (the kNN monitor's baseline). `teacher`: the
+  frozen teacher of --train_mode=distill.
+  """
   plan = make_plan(config, source.num_examples(config.train_split))
   schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
-  trainer = TrainStep(config, model, optimizer, strategy)
+  trainer = TrainStep(config, model, optimizer, strategy, teacher)
   trainer.build_optimizer_state()
   manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max)
   step = restore_or_initialize(config, model, optimizer, manager)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
-               'checkpoint every %d steps, %d steps per loop.', config.train_mode, step,
-               plan.train_steps, plan.num_examples, plan.epoch_steps,
-               plan.checkpoint_steps, plan.loop_steps)
+               'checkpoint every %d steps, %s.', config.train_mode, step,
+               plan.train_steps, plan.num_examples, plan.epoch_steps, plan.checkpoint_steps,
+               f'{plan.loop_steps} steps per call' if plan.loop_steps else
+               f'a progress line about every {config.log_every_secs:g} s')
   if step >= plan.train_steps:
     return step
   writer = tf.summary.create_file_writer(model_dir)
@@ -105,20 +119,27 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True)
   iterator = iter(dataset)
   loop = trainer.make_loop()
+  if on_checkpoint is not None and step == 0:
+    on_checkpoint(step)
   progress = Progress(plan.train_steps, config.train_batch_size, step)
+  pacer = LoopPacer(plan.train_steps, (plan.checkpoint_steps, config.train_summary_steps),
+                    config.log_every_secs, plan.loop_steps)
   previous_handler = _install_sigterm_handler()
   try:
     while step < plan.train_steps:
-      stop = min(plan.train_steps, (step // plan.loop_steps + 1) * plan.loop_steps,
-                 (step // plan.checkpoint_steps + 1) * plan.checkpoint_steps)
+      stop = pacer.next_stop(step)
       metrics = {k: float(v) for k, v in loop(iterator, tf.constant(stop - step)).items()}
+      pacer.finished(stop - step)
       if not math.isfinite(metrics['total_loss']):
         raise FloatingPointError(
             f'The loss became {metrics["total_loss"]} between steps {step} and {stop}; '
             f'the last checkpoint ({manager.latest_checkpoint}) is intact. Lower '
             '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
       step = int(optimizer.iterations.numpy())
-      logging.info('%s', progress.line(step, metrics))
+      logging.info('%s', progress.line(step, metrics, first=pacer.calls == 1))
+      if pacer.calls == 2 and pacer.tracing_seconds is not None:
+        logging.info('Tracing and compilation took %.1f s (the first call less one steady '
+                     'step); images/s excludes it.', pacer.tracing_seconds)
       if config.train_summary_steps > 0:
         with writer.as_default():
           for name, value in metrics.items():
@@ -127,6 +148,8 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
         writer.flush()
       if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
         manager.save(checkpoint_number=step)
+        if on_checkpoint is not None:
+          on_checkpoint(step)
       if on_loop_end is not None:
         on_loop_end(step)
   except KeyboardInterrupt:

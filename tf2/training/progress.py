@@ -24,7 +24,8 @@ class Progress:
     self._last_time = clock()
     self.seconds_per_step = 0.0
 
-  def line(self, step, metrics):
+  def line(self, step, metrics, first=False):
+    """`first`: the interval includes tracing, so no rate or ETA is shown yet."""
     now = self.clock()
     steps, seconds = step - self._last_step, now - self._last_time
     self._last_step, self._last_time = step, now
@@ -33,5 +34,7 @@ class Progress:
     rate = self.images_per_step / self.seconds_per_step if self.seconds_per_step else 0.0
     remaining = (self.total_steps - step) * self.seconds_per_step
     shown = ' | '.join(f'{k} {v:.4g}' for k, v in metrics.items())
-    return (f'step {step}/{self.total_steps} ({100.0 * step / self.total_steps:.1f}%) | '
-            f'{shown} | {rate:.1f} images/s | ETA {format_duration(remaining)}')
+    head = f'step {step}/{self.total_steps} ({100.0 * step / self.total_steps:.1f}%) | {shown}'
+    if first:
+      return f'{head} | first call with tracing: {format_duration(seconds)}'
+    return f'{head} | {rate:.1f} images/s | ETA {format_duration(remaining)}'

@@ -12,6 +12,7 @@ values and the multi-step loop returns their mean over the steps it ran.
 """
 import tensorflow as tf
 
+from tf2.training import distillation
 from tf2.training import nt_xent
 from tf2.dtypes import at_least_float32
 from tf2.training.optimizers import weight_decay_loss
@@ -27,7 +28,11 @@ def metric_names(config):
   names = ['weight_decay', 'total_loss']
   if config.train_mode == 'pretrain':
     names += ['contrast_loss', 'contrast_acc', 'contrast_entropy']
-  if config.has_supervised_head:
+  if config.train_mode == 'distill':
+    names += ['distill_loss', 'teacher_agreement']
+    if config.distill_alpha > 0:
+      names += ['supervised_loss', 'supervised_acc']
+  elif config.has_supervised_head:
     names += ['supervised_loss', 'supervised_acc']
   return names
 
@@ -35,9 +40,12 @@ def metric_names(config):
 class TrainStep:
   """Builds the replica step and the distributed multi-step loop for a model."""
 
-  def __init__(self, config, model, optimizer, strategy):
+  def __init__(self, config, model, optimizer, strategy, teacher=None):
+    if (config.train_mode == 'distill') != (teacher is not None):
+      raise ValueError('A teacher model is needed exactly when --train_mode=distill.')
     self.config = config
     self.model = model
+    self.teacher = teacher
     self.optimizer = optimizer
     self.strategy = strategy
     self.metric_names = metric_names(config)
@@ -59,7 +67,21 @@ class TrainStep:
       acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
       metrics.update(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
       loss += con_loss
-    if 'logits_sup' in outputs:
+    if cfg.train_mode == 'distill':
+      logits = outputs['logits_sup']
+      teacher_logits = tf.stop_gradient(self.teacher(images, training=False)['logits_sup'])
+      dist_loss = distillation.distillation_loss(teacher_logits, logits,
+                                                 cfg.distill_temperature)
+      metrics.update(distill_loss=dist_loss,
+                     teacher_agreement=distillation.agreement(teacher_logits, logits))
+      loss += (1.0 - cfg.distill_alpha) * dist_loss
+      if cfg.distill_alpha > 0:
+        sup_loss = supervised_loss(labels, logits)
+        correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32), tf.cast(labels, tf.int32))
+        metrics.update(supervised_loss=sup_loss,
+                       supervised_acc=tf.reduce_mean(tf.cast(correct, sup_loss.dtype)))
+        loss += cfg.distill_alpha * sup_loss
+    elif 'logits_sup' in outputs:
       logits = outputs['logits_sup']
       views = logits.shape[0] // labels.shape[0] if labels.shape[0] else 1
       sup_labels = tf.tile(labels, [views]) if views > 1 else labels

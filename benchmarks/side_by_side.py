@@ -1,0 +1,110 @@
+"""The original SimCLR tf2 code and ours, side by side on this machine, in one run.
+
+    python ../shared/tools/prepare_cifar10.py --data_dir /tmp/cifar_tfds   # once
+    python benchmarks/side_by_side.py --data_dir /tmp/cifar_tfds --original /path/to/simclr
+
+`--original` is a checkout of github.com/google-research/simclr (only read
+and run, never imported). Both implementations run the original README's
+CIFAR-10 pretraining command (ResNet-18, LARS, real CIFAR-10, here with
+`--train_batch_size`) as separate processes, each at two step counts, so
+that start-up cancels out:
+
+    s/step       = (T(long) - T(short)) / (long - short)
+    start-up     = T(short) - short * s/step   (time to the first step: imports,
+                   data, model, tracing)
+
+It prints the machine line and a table with s/step, images/s, start-up and
+peak RSS (the larger of the two runs). The original runs under tf-keras
+(`TF_USE_LEGACY_KERAS=1`). Expect about 20 minutes at the defaults on a
+2-core CPU.
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tf2 import hardware  # noqa: E402
+
+README_CIFAR10 = ('--train_mode=pretrain --train_batch_size=512 --train_epochs=1000 '
+                  '--learning_rate=1.0 --weight_decay=1e-4 --temperature=0.5 --dataset=cifar10 '
+                  '--image_size=32 --eval_split=test --resnet_depth=18 --use_blur=False '
+                  '--color_jitter_strength=0.5 --model_dir=/tmp/simclr_test --use_tpu=False')
+
+
+def command(run_py, data_dir, model_dir, batch, steps):
+  flags = README_CIFAR10.replace('--train_batch_size=512', f'--train_batch_size={batch}')
+  flags = flags.replace('--model_dir=/tmp/simclr_test', f'--model_dir={model_dir}')
+  return [sys.executable, run_py] + flags.split() + [f'--train_steps={steps}',
+                                                     f'--data_dir={data_dir}']
+
+
+_MEASURE = ('import resource, subprocess, sys, time; t = time.time(); '
+            'rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, '
+            'stderr=subprocess.PIPE, text=True); '
+            'print(rc.returncode, time.time() - t, '
+            'resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); '
+            'sys.stderr.write(rc.stderr[-3000:] if rc.returncode else "")')
+
+
+def timed_run(argv, cwd, env):
+  """(seconds, peak RSS in GB) of one process, measured by a fresh parent."""
+  out = subprocess.run([sys.executable, '-c', _MEASURE] + argv, cwd=cwd, env=env,
+                       capture_output=True, text=True)
+  code, seconds, rss_kb = out.stdout.split()
+  if int(code):
+    raise SystemExit(f'{" ".join(argv)} failed (exit {code}):\n{out.stderr}')
+  return float(seconds), int(rss_kb) / 2**20
+
+
+def measure(name, run_py, cwd, env, args, short, long):
+  times, peak = {}, 0.0
+  for steps in (short, long):
+    with tempfile.TemporaryDirectory() as model_dir:
+      times[steps], rss = timed_run(command(run_py, args.data_dir, model_dir, args.batch, steps),
+                                    cwd, env)
+    peak = max(peak, rss)
+    print(f'  {name}: {steps} steps in {times[steps]:.1f} s', flush=True)
+  per_step = (times[long] - times[short]) / (long - short)
+  return per_step, times[short] - short * per_step, peak
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--data_dir', required=True)
+  parser.add_argument('--original', default=None,
+                      help='checkout of google-research/simclr; omit to measure ours only')
+  parser.add_argument('--batch', type=int, default=128)
+  parser.add_argument('--steps', default='6,26', help='the two step counts')
+  args = parser.parse_args()
+  short, long = sorted(int(s) for s in args.steps.split(','))
+  print(hardware.describe(), flush=True)
+  print(f'README CIFAR-10 pretraining command, batch {args.batch}, {short} and {long} steps',
+        flush=True)
+  runs = []
+  if args.original:
+    env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')
+    orig_dir = os.path.join(args.original, 'tf2')
+    runs.append(('the original tf2 code (tf-keras)',
+                 measure('original', os.path.join(orig_dir, 'run.py'), orig_dir, env, args,
+                         short, long)))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  runs.append(('ours, float32',
+               measure('ours', os.path.join(ROOT, 'run.py'), ROOT, env, args, short, long)))
+  print('\n| | s/step | images/s | start-up | peak RSS |\n|---|---|---|---|---|')
+  for name, (per_step, startup, peak) in runs:
+    print(f'| {name} | {per_step:.2f} | {args.batch / per_step:.1f} | {startup:.0f} s | '
+          f'{peak:.2f} GB |')
+  if len(runs) == 2:
+    print(f'\nours is {runs[0][1][0] / runs[1][1][0]:.2f}x the original\'s speed per step')
+
+
+if __name__ == '__main__':
+  started = time.time()
+  main()
+  print(f'({time.time() - started:.0f} s in all)')

@@ -1,0 +1,62 @@
+"""--precision=auto and the emulated-bf16 warning, on faked hardware."""
+import logging
+
+import pytest
+
+from tf2 import precision
+from tf2.config import Config, ConfigError
+from tf2.hardware import Hardware
+
+AVX2 = Hardware('cpu', 'AMD EPYC 7B13', frozenset({'avx2', 'fma'}))
+AVX512_BF16 = Hardware('cpu', 'Intel Xeon 8375C', frozenset({'avx2', 'avx512f', 'avx512_bf16'}))
+AMX = Hardware('cpu', 'Intel Xeon 8480+', frozenset({'avx2', 'avx512f', 'amx_bf16'}))
+NO_FLAGS = Hardware('cpu', 'unknown CPU', None)
+T4 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'Tesla T4', (7, 5))
+A100 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'A100-SXM4-40GB', (8, 0))
+GPU_UNKNOWN_CC = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'some GPU', None)
+TPU = Hardware('tpu', 'AMD EPYC', frozenset({'avx2'}), tpu_name='TPU_V3')
+
+
+@pytest.mark.parametrize('hw, expected', [
+    (AVX2, 'float32'), (NO_FLAGS, 'float32'), (T4, 'float32'), (GPU_UNKNOWN_CC, 'float32'),
+    (AVX512_BF16, 'mixed_bfloat16'), (AMX, 'mixed_bfloat16'), (A100, 'mixed_bfloat16'),
+    (TPU, 'mixed_bfloat16')])
+def test_auto_picks_bf16_only_where_it_is_native(hw, expected):
+  choice = precision.choose('auto', hw)
+  assert choice.precision == expected and not choice.warning
+  assert choice.message.startswith(f'precision {expected} (auto: ')
+
+
+def test_auto_states_the_reason():
+  assert precision.choose('auto', AVX2).message == (
+      'precision float32 (auto: CPU AMD EPYC 7B13 without avx512_bf16/amx_bf16)')
+  assert 'with avx512_bf16' in precision.choose('auto', AVX512_BF16).message
+  assert 'compute capability 7.5' in precision.choose('auto', T4).message
+
+
+@pytest.mark.parametrize('hw', [AVX2, T4, NO_FLAGS])
+def test_explicit_bf16_without_native_support_warns_or_refuses(hw):
+  choice = precision.choose('mixed_bfloat16', hw)
+  assert choice.warning and choice.precision == 'mixed_bfloat16'
+  assert hw.device in choice.message and '57x slower' in choice.message
+  with pytest.raises(ConfigError, match='strict_precision'):
+    precision.choose('mixed_bfloat16', hw, strict=True)
+
+
+@pytest.mark.parametrize('requested, hw', [
+    ('mixed_bfloat16', AVX512_BF16), ('mixed_bfloat16', TPU), ('float32', AVX512_BF16),
+    ('float64', AVX2), ('float32', AVX2)])
+def test_other_choices_are_kept_without_warning(requested, hw):
+  choice = precision.choose(requested, hw, strict=True)
+  assert choice.precision == requested and not choice.warning
+
+
+def test_resolve_logs_and_returns_a_concrete_config(caplog):
+  caplog.set_level(logging.INFO)
+  config = precision.resolve(Config(precision='auto'), AMX)
+  assert config.precision == 'mixed_bfloat16'
+  assert 'precision mixed_bfloat16 (auto: CPU Intel Xeon 8480+ with amx_bf16)' in caplog.text
+  caplog.clear()
+  precision.resolve(Config(precision='mixed_bfloat16'), AVX2)
+  assert any(r.levelno == logging.WARNING and 'emulated' in r.getMessage()
+             for r in caplog.records)

@@ -1,0 +1,57 @@
+"""Frozen features of a whole split, computed on every replica and gathered.
+
+Each replica pads its (possibly partial or empty) batch to a static size,
+runs the model in inference mode and returns its features, labels and a
+validity mask; `strategy.gather` concatenates them across replicas (and
+workers), and the padding is dropped on the host. So every example is kept
+exactly once, shapes stay static (TPU/XLA), and one trace serves all batches.
+"""
+import numpy as np
+import tensorflow as tf
+
+from tf2.data import input_pipeline
+
+
+def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
+  """step(images, labels) -> (features, labels, valid), gathered from all replicas."""
+
+  def replica_step(images, labels):
+    count = tf.shape(labels)[0]
+    pad = per_replica_batch - count
+    images = tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]])
+    images.set_shape([per_replica_batch] + images.shape[1:].as_list())
+    labels = tf.pad(tf.cast(labels, tf.int64), [[0, pad]])
+    outputs = model(images, training=False, return_endpoints=True, apply_blur=False)
+    valid = tf.cast(tf.range(per_replica_batch) < count, tf.int32)  # (gather takes no bool)
+    return tf.cast(outputs[key], tf.float32), labels, valid
+
+  @tf.function
+  def step(images, labels):
+    per_replica = strategy.run(replica_step, (images, labels))
+    return [strategy.gather(x, axis=0) for x in per_replica]
+
+  return step
+
+
+def split_features(model, strategy, source, config, split, limit=0, key='final_avg_pool'):
+  """(features [N, D] float32, labels [N] int64) of `split` with eval preprocessing.
+
+  `limit` > 0 keeps the first `limit` examples (the rest is not computed).
+  """
+  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False,
+                                               split=split)
+  per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
+  step = make_feature_step(model, strategy, per_replica_batch, key)
+  xs, ys, total = [], [], 0
+  for images, labels in dataset:
+    features, labels, valid = (x.numpy() for x in step(images, labels))
+    valid = valid.astype(bool)
+    xs.append(features[valid])
+    ys.append(labels[valid])
+    total += int(valid.sum())
+    if limit and total >= limit:
+      break
+  if not xs:
+    return np.zeros([0, 0], np.float32), np.zeros([0], np.int64)
+  x, y = np.concatenate(xs), np.concatenate(ys)
+  return (x[:limit], y[:limit]) if limit else (x, y)

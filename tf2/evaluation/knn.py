@@ -1,0 +1,54 @@
+"""kNN monitor: weighted k-nearest-neighbour accuracy on frozen features.
+
+The classifier of Wu et al. 2018 ("Unsupervised Feature Learning via
+Non-Parametric Instance Discrimination", eq. 8), as used by solo-learn and
+lightly to follow self-supervised training without training a classifier:
+features are L2-normalised, each query's k most cosine-similar bank entries
+vote for their class with weight exp(similarity / temperature), and the class
+with the largest total wins. Queries are the eval split and the bank is (the
+first `knn_bank_size` examples of) the train split, both eval-preprocessed,
+as `final_avg_pool` features gathered from every replica.
+"""
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tf2.evaluation import features as features_lib
+
+KNN_TOP_1 = 'eval/knn_top_1'
+
+
+def knn_predict(queries, bank, bank_labels, num_classes, k=200, temperature=0.1, chunk=1024):
+  """Class predictions [Q] for query features [Q, D] against a bank [N, D]."""
+  bank = tf.math.l2_normalize(tf.constant(bank, tf.float32), -1)
+  bank_labels = tf.constant(bank_labels, tf.int64)
+  k = min(k, int(bank.shape[0]))
+  predictions = []
+  for start in range(0, len(queries), chunk):
+    q = tf.math.l2_normalize(tf.constant(queries[start:start + chunk], tf.float32), -1)
+    similarity = tf.matmul(q, bank, transpose_b=True)
+    top, index = tf.math.top_k(similarity, k)
+    weights = tf.exp(top / temperature)
+    votes = tf.one_hot(tf.gather(bank_labels, index), num_classes) * weights[..., None]
+    predictions.append(tf.argmax(tf.reduce_sum(votes, 1), -1).numpy())
+  return np.concatenate(predictions) if predictions else np.zeros([0], np.int64)
+
+
+def knn_accuracy(config, model, strategy, source, step):
+  """{'eval/knn_top_1': accuracy, ...} of `model`'s features; logs the figure and its cost."""
+  start = time.time()
+  bank_x, bank_y = features_lib.split_features(model, strategy, source, config,
+                                               config.train_split, limit=config.knn_bank_size)
+  query_x, query_y = features_lib.split_features(model, strategy, source, config,
+                                                 config.eval_split)
+  predictions = knn_predict(query_x, bank_x, bank_y, source.num_classes, config.knn_k,
+                            config.knn_temperature)
+  accuracy = float(np.mean(predictions == query_y))
+  seconds = time.time() - start
+  logging.info('kNN at step %d: top-1 %.4f (k=%d, temperature %g, bank %d train images, '
+               '%d eval queries; %.1f s)', step, accuracy, config.knn_k,
+               config.knn_temperature, len(bank_y), len(query_y), seconds)
+  return {KNN_TOP_1: accuracy, 'eval/knn_bank_size': float(len(bank_y)),
+          'eval/knn_num_queries': float(len(query_y)), 'eval/knn_seconds': seconds}
