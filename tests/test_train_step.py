@@ -8,7 +8,8 @@ from tf2.models.model import SimCLRModel
 from tf2.training.optimizers import build_optimizer
 from tf2.training.train_step import TrainStep
 
-CFG = Config(resnet_depth=18, image_size=16, train_batch_size=16, use_blur=False,
+CFG = Config(resnet_depth=18, resnet_base_width=16, image_size=16, train_batch_size=16,
+             use_blur=False,
              learning_rate=0.5, weight_decay=1e-4, temperature=0.5, num_proj_layers=3,
              lineareval_while_pretraining=True, optimizer='lars').validate()
 

@@ -1,0 +1,109 @@
+"""SimCLRv2's semi-supervised recipe end to end on real CIFAR-10: pretrain, fine-tune on
+10% and 1% of the labels from the projection head, self-distil on all unlabelled images.
+
+    python ../shared/tools/prepare_cifar10.py --data_dir /tmp/cifar_tfds   # once
+    python benchmarks/semi_supervised.py --data_dir /tmp/cifar_tfds [--pretrain_dir DIR]
+
+1. Pretraining (skipped with `--pretrain_dir`, e.g. a run of the README's
+   CIFAR-10 command): ResNet-18, the original's CIFAR-10 settings, a 3-layer
+   projection head (SimCLRv2), `--pretrain_steps` steps.
+2. For each `--fractions` entry: a class-balanced label subset
+   (`imagenet_subsets.make`, seed 0), fine-tuned from the first projection
+   layer (`--num_proj_layers=3 --ft_proj_selector=1`, crop and flip only),
+   evaluated on the test split: the teacher.
+3. Each teacher distilled into a same-size student on all 50,000 training
+   images with their labels ignored (`--train_mode=distill
+   --distill_alpha=0`, tau = 1), evaluated: the student.
+
+Prints the machine line, then a table: label fraction, teacher top-1,
+student top-1, and the minutes each stage took. Everything goes under
+`--work_dir`; finished stages are reused when the script runs again.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from imagenet_subsets import make  # noqa: E402
+from tf2 import hardware, runner  # noqa: E402
+from tf2.config import Config  # noqa: E402
+
+CIFAR10 = dict(dataset='cifar10', image_size=32, eval_split='test', resnet_depth=18,
+               use_blur=False, use_tpu=False, num_proj_layers=3, eval_batch_size=500,
+               log_every_secs=60)
+
+
+def finished(model_dir):
+  path = os.path.join(model_dir, 'result.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  return None
+
+
+def timed(stage, times, fn):
+  start = time.time()
+  result = fn()
+  times[stage] = (time.time() - start) / 60
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--data_dir', required=True)
+  parser.add_argument('--work_dir', default='/tmp/simclr_semi_supervised')
+  parser.add_argument('--pretrain_dir', default=None)
+  parser.add_argument('--pretrain_steps', type=int, default=2000)
+  parser.add_argument('--finetune_steps', type=int, default=500)
+  parser.add_argument('--distill_steps', type=int, default=1000)
+  parser.add_argument('--batch', type=int, default=256)
+  parser.add_argument('--fractions', default='0.1,0.01')
+  args = parser.parse_args()
+  print(hardware.describe(), flush=True)
+  common = dict(CIFAR10, data_dir=args.data_dir, train_batch_size=args.batch)
+  times = {}
+
+  pretrain_dir = args.pretrain_dir or os.path.join(args.work_dir, 'pretrain')
+  if not args.pretrain_dir:
+    timed('pretrain', times, lambda: runner.run(Config(
+        **common, train_mode='pretrain', mode='train', train_steps=args.pretrain_steps,
+        learning_rate=1.0, weight_decay=1e-4, temperature=0.5, color_jitter_strength=0.5,
+        model_dir=pretrain_dir)))
+
+  names, labels = make.tfds_names('cifar10', args.data_dir, 'train')
+  rows = []
+  for fraction in (float(f) for f in args.fractions.split(',')):
+    subset = os.path.join(args.work_dir, f'subset_{fraction:g}.txt')
+    os.makedirs(args.work_dir, exist_ok=True)
+    with open(subset, 'w') as f:
+      f.write('\n'.join(make.balanced_subset(names, labels, fraction, seed=0)) + '\n')
+    teacher_dir = os.path.join(args.work_dir, f'finetune_{fraction:g}')
+    teacher = finished(teacher_dir) or timed(f'finetune {fraction:g}', times, lambda: runner.run(
+        Config(**common, train_mode='finetune', mode='train_then_eval', train_split=subset,
+               train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
+               learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False,
+               zero_init_logits_layer=True, checkpoint=pretrain_dir,
+               variable_schema='(?!global_step|(?:.*/|^)Momentum|head_supervised)',
+               model_dir=teacher_dir)))
+    student_dir = os.path.join(args.work_dir, f'distill_{fraction:g}')
+    student = finished(student_dir) or timed(f'distill {fraction:g}', times, lambda: runner.run(
+        Config(**common, train_mode='distill', mode='train_then_eval', train_split='train',
+               teacher_checkpoint=teacher_dir, distill_alpha=0.0, distill_temperature=1.0,
+               train_steps=args.distill_steps, ft_proj_selector=1, optimizer='lars',
+               learning_rate=0.1, weight_decay=1e-4, warmup_epochs=0,
+               model_dir=student_dir)))
+    rows.append((fraction, len(open(subset).read().split()),
+                 teacher['eval/label_top_1_accuracy'], student['eval/label_top_1_accuracy']))
+
+  print('\n| labels | examples | teacher top-1 | self-distilled student top-1 |')
+  print('|---|---|---|---|')
+  for fraction, count, teacher, student in rows:
+    print(f'| {fraction:.0%} | {count} | {100 * teacher:.1f}% | {100 * student:.1f}% |')
+  print('minutes: ' + ', '.join(f'{k} {v:.1f}' for k, v in times.items()))
+
+
+if __name__ == '__main__':
+  main()
