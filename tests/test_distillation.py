@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from imagenet_subsets import make
 from test_run import parse
 from test_train_step import make_batch, randomized_initial_weights
 from tf2 import runner
@@ -61,11 +62,9 @@ def distill_step(strategy, initial, teacher_weights, batch):
   return model, teacher, {k: float(v) for k, v in step.make_loop()(iter(ds), 1).items()}
 
 
-def test_two_replicas_equal_one_device_and_the_formula():
-  """Teacher and student on every replica (2 keep the trace short; the cross-replica
-  code paths are those of the 8-replica pretraining test)."""
-  devices = [d.name for d in tf.config.list_logical_devices('CPU')][:2]
-  strategy = tf.distribute.MirroredStrategy(devices)
+def test_eight_replicas_equal_one_device_and_the_formula(strategy8):
+  """Teacher and student on every replica; float64 so that the comparison is exact."""
+  strategy = strategy8
   batch = make_batch(DISTILL, views=1)
   initial = randomized_initial_weights(DISTILL, seed=5)
   teacher_weights = randomized_initial_weights(DISTILL, seed=6)
@@ -166,3 +165,37 @@ def test_teacher_errors_come_before_training(teacher_dir, tmp_path):
     parse(distill + f'--model_dir={tmp_path / "d"}').validate()
   for name in ('a', 'b', 'c'):
     assert not (tmp_path / name / 'checkpoint').exists()
+
+
+def readme_recipe():
+  """The four lines of the README's semi-supervised recipe, as written there."""
+  with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         'README.md')) as f:
+    text = f.read()
+  block = text[text.index('## Semi-supervised learning'):]
+  block = block[block.index('```\n') + 4:]
+  lines = block[:block.index('```')].strip().split('\n')
+  assert len(lines) == 4 and lines[0].startswith('python -m imagenet_subsets.make')
+  return lines
+
+
+def test_readme_recipe_on_real_cifar10(real_cifar10, tmp_path):
+  """pretrain -> fine-tune on a 1% subset from projection layer 1 -> distil, as the README
+  writes them, shortened (steps, batch, width, eval) and pointed at temporary paths."""
+  shorten = (' --train_steps=2 --train_batch_size=10 --eval_batch_size=500 --eval_steps=1 '
+             '--resnet_base_width=8 --checkpoint_steps=1 --train_summary_steps=0')
+  lines = [line.replace('/tmp/simclr_v2', f'{tmp_path}/simclr_v2').replace(
+      '/tmp/cifar10_1pct', f'{tmp_path}/cifar10_1pct').replace('/tmp/cifar_tfds', real_cifar10)
+           for line in readme_recipe()]
+  subset_args = lines[0].split()[3:]
+  subset = make.main(subset_args)
+  assert len(subset) == 20  # 1% of the 2,000 prepared training images, 2 per class.
+  assert runner.run(parse(lines[1] + shorten)) is None
+  teacher = runner.run(parse(lines[2] + shorten))
+  assert teacher['global_step'] == 2
+  ft_config = parse(lines[2] + shorten)
+  assert ft_config.ft_proj_selector == 1 and ft_config.num_proj_layers == 3
+  student = runner.run(parse(lines[3] + shorten))
+  assert student['global_step'] == 2 and 'eval/teacher_label_top_1_accuracy' in student
+  with open(tmp_path / 'simclr_v2_distill' / 'flags.json') as f:
+    assert json.load(f)['teacher_checkpoint'] == f'{tmp_path}/simclr_v2_ft1pct'

@@ -118,3 +118,34 @@ def test_resuming_into_another_architecture_is_refused(source, tmp_path):
   model, optimizer, strategy = build(other)
   with pytest.raises(checkpointing.CheckpointMismatchError, match='new --model_dir'):
     training.train(other, model, optimizer, strategy, source, str(tmp_path))
+
+
+@pytest.mark.parametrize('precision, poison', [('float32', 'loss'), ('float32', 'weights'),
+                                               ('mixed_bfloat16', 'loss')])
+def test_nonfinite_values_stop_the_run_before_anything_is_saved(source, tmp_path, precision,
+                                                                poison):
+  """A NaN that reaches the loss (a kernel), or an Inf only in the weights (a BN moving mean,
+  which the training loss does not see), after the step-2 checkpoint."""
+  config = CONFIG.replace(steps_per_loop=1, precision=precision)
+  model, optimizer, strategy = build(config)
+  name = 'stem' if poison == 'loss' else 'moving_mean'
+  target = next(v for v in model.variables if name in v.path and 'kernel' in v.path) if (
+      poison == 'loss') else next(v for v in model.variables if name in v.path)
+
+  def poison_after_checkpoint(step):
+    if step == 2:
+      target.assign(tf.fill(target.shape, float('nan' if poison == 'loss' else 'inf')))
+
+  with pytest.raises(FloatingPointError) as error:
+    training.train(config, model, optimizer, strategy, source, str(tmp_path),
+                   on_loop_end=poison_after_checkpoint)
+  message = str(error.value)
+  assert 'between steps 2 and 3' in message and 'ckpt-2' in message, message
+  assert ('loss became nan' in message) == (poison == 'loss'), message
+  saved = tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths
+  assert [os.path.basename(p) for p in saved] == ['ckpt-2']
+  reader = tf.train.load_checkpoint(saved[0])
+  for key in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(key)
+    if np.issubdtype(np.asarray(value).dtype, np.floating):
+      assert np.all(np.isfinite(value)), key

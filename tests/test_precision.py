@@ -52,6 +52,7 @@ def test_other_choices_are_kept_without_warning(requested, hw):
 
 
 def test_resolve_logs_and_returns_a_concrete_config(caplog):
+  caplog.set_level(logging.INFO, logger='absl')  # absl may have been set higher elsewhere.
   caplog.set_level(logging.INFO)
   config = precision.resolve(Config(precision='auto'), AMX)
   assert config.precision == 'mixed_bfloat16'

@@ -118,9 +118,9 @@ def test_quickstart_plumbing_prints_both_probe_accuracies(tmp_path, capsys):
   assert [step for step, _ in scalars['eval/knn_top_1']] == [0, 1, 2]
   assert scalars['eval/knn_top_1'][-1][1] == pytest.approx(result['eval/knn_top_1'])
   assert [step for step, _ in scalars['train/total_loss']] == [1, 2]
-  drawn = plot.main([str(tmp_path), '--out', str(tmp_path / 'curves.png')])
-  assert drawn == {'training loss': 1, 'contrastive accuracy': 1, 'learning rate': 1,
-                   'eval accuracy': 2}
+  drawn = plot.main([str(tmp_path), str(tmp_path), '--out', str(tmp_path / 'curves.png')])
+  assert drawn == {'training loss': 2, 'contrastive accuracy': 2, 'learning rate': 2,
+                   'eval accuracy': 4}  # One line per run (two runs; kNN and top-1 each).
   assert (tmp_path / 'curves.png').stat().st_size > 10000
 
 

@@ -2,8 +2,8 @@
 
     python -m tf2.plot MODEL_DIR [MODEL_DIR ...] [--out curves.png]
 
-Panels: training loss, contrastive accuracy, learning rate, and the eval
-accuracies (kNN monitor, supervised head top-1), against the step, one line
+Panels: the training loss of the run's objective (contrastive, distillation or
+supervised), contrastive accuracy, learning rate, and the eval accuracies (kNN monitor, supervised head top-1), against the step, one line
 per run (labelled by its directory name) so runs can be compared. TensorBoard
 stays the tool for exploring; this is for a glance and for papers.
 """
@@ -14,11 +14,14 @@ import os
 
 import numpy as np
 
+# (title, tags, whether to draw only the first tag a run has).
 PANELS = (
-    ('training loss', ('train/total_loss',)),
-    ('contrastive accuracy', ('train/contrast_acc',)),
-    ('learning rate', ('learning_rate',)),
-    ('eval accuracy', ('eval/knn_top_1', 'eval/label_top_1_accuracy')),
+    # The objective of the run's mode (the total adds the linear-eval head's loss).
+    ('training loss', ('train/contrast_loss', 'train/distill_loss', 'train/supervised_loss',
+                       'train/total_loss'), True),
+    ('contrastive accuracy', ('train/contrast_acc',), True),
+    ('learning rate', ('learning_rate',), True),
+    ('eval accuracy', ('eval/knn_top_1', 'eval/label_top_1_accuracy'), False),
 )
 
 
@@ -46,15 +49,15 @@ def plot(model_dirs, out):
   runs = [(os.path.basename(os.path.normpath(d)), read_scalars(d)) for d in model_dirs]
   fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4))
   drawn = {}
-  for ax, (title, tags) in zip(axes, PANELS):
+  for ax, (title, tags, first_only) in zip(axes, PANELS):
     drawn[title] = 0
     for name, scalars in runs:
-      for tag in tags:
-        if scalars.get(tag):
-          steps, values = np.array(scalars[tag]).T
-          label = name if len(tags) == 1 else f'{name}: {tag.split("/", 1)[1]}'
-          ax.plot(steps, values, marker='.' if len(steps) < 30 else None, label=label)
-          drawn[title] += 1
+      present = [tag for tag in tags if scalars.get(tag)]
+      for tag in present[:1] if first_only else present:
+        steps, values = np.array(scalars[tag]).T
+        label = f'{name}: {tag.split("/", 1)[-1]}' if len(tags) > 1 else name
+        ax.plot(steps, values, marker='.' if len(steps) < 30 else None, label=label)
+        drawn[title] += 1
     ax.set_title(title)
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)

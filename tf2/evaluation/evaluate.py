@@ -16,6 +16,7 @@ from absl import logging
 import tensorflow as tf
 
 from tf2.data import input_pipeline
+from tf2.evaluation import features
 from tf2.config import ConfigError
 from tf2.data.datasets import DatasetError
 from tf2.training.optimizers import weight_decay_loss
@@ -32,12 +33,8 @@ def make_eval_step(model, strategy, num_classes, per_replica_batch):
   k = min(5, max(num_classes, 1))
 
   def replica_step(images, labels):
-    count = tf.shape(labels)[0]
-    pad = per_replica_batch - count
-    images = tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]])
-    images.set_shape([per_replica_batch] + images.shape[1:].as_list())
-    labels = tf.pad(tf.cast(labels, tf.int32), [[0, pad]])
-    valid = tf.range(per_replica_batch) < count
+    images, labels, valid, count = features.pad_batch(images, labels, per_replica_batch,
+                                                      tf.int32)
     logits = tf.cast(model(images, training=False)['logits_sup'], tf.float32)
     top1 = tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels)
     topk = tf.math.in_top_k(labels, logits, k)

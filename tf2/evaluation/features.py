@@ -12,17 +12,23 @@ import tensorflow as tf
 from tf2.data import input_pipeline
 
 
+def pad_batch(images, labels, size, label_dtype=tf.int64):
+  """A replica's batch padded to the static `size`: (images, labels, valid mask, count)."""
+  count = tf.shape(labels)[0]
+  pad = size - count
+  images = tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]])
+  images.set_shape([size] + images.shape[1:].as_list())
+  labels = tf.pad(tf.cast(labels, label_dtype), [[0, pad]])
+  return images, labels, tf.range(size) < count, count
+
+
 def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
   """step(images, labels) -> (features, labels, valid), gathered from all replicas."""
 
   def replica_step(images, labels):
-    count = tf.shape(labels)[0]
-    pad = per_replica_batch - count
-    images = tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]])
-    images.set_shape([per_replica_batch] + images.shape[1:].as_list())
-    labels = tf.pad(tf.cast(labels, tf.int64), [[0, pad]])
+    images, labels, valid, _ = pad_batch(images, labels, per_replica_batch)
     outputs = model(images, training=False, return_endpoints=True, apply_blur=False)
-    valid = tf.cast(tf.range(per_replica_batch) < count, tf.int32)  # (gather takes no bool)
+    valid = tf.cast(valid, tf.int32)  # (gather takes no bool)
     return tf.cast(outputs[key], tf.float32), labels, valid
 
   @tf.function

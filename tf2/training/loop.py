@@ -7,8 +7,9 @@ metrics go to the log (with images/s and time left) and to TensorBoard (with
 the learning rate); the first call's tracing time is logged once; and a
 checkpoint is written every `checkpoint_steps` and at the end. An interrupt
 (Ctrl-C, or SIGTERM as sent on preemption) saves a checkpoint of the last
-completed step before the run stops, so a restart loses nothing. A loss that
-becomes NaN or infinite stops the run without saving the broken weights.
+completed step before the run stops, so a restart loses nothing. A loss or a
+weight that becomes NaN or infinite stops the run before anything is saved,
+naming the steps and the last (intact) checkpoint.
 """
 import dataclasses
 import math
@@ -130,10 +131,13 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
       stop = pacer.next_stop(step)
       metrics = {k: float(v) for k, v in loop(iterator, tf.constant(stop - step)).items()}
       pacer.finished(stop - step)
-      if not math.isfinite(metrics['total_loss']):
+      bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(model.variables)
+      if not math.isfinite(metrics['total_loss']) or bad:
+        what = (f'The loss became {metrics["total_loss"]}' if not bad else
+                f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})')
         raise FloatingPointError(
-            f'The loss became {metrics["total_loss"]} between steps {step} and {stop}; '
-            f'the last checkpoint ({manager.latest_checkpoint}) is intact. Lower '
+            f'{what} between steps {step} and {stop}; nothing of it was saved, and the last '
+            f'checkpoint ({manager.latest_checkpoint or "none yet"}) is intact. Lower '
             '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
       step = int(optimizer.iterations.numpy())
       logging.info('%s', progress.line(step, metrics, first=pacer.calls == 1))
@@ -154,7 +158,9 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
         on_loop_end(step)
   except KeyboardInterrupt:
     step = int(optimizer.iterations.numpy())
-    if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
+    if nonfinite(model.variables):
+      logging.warning('Interrupted at step %d with NaN/Inf weights: not saved.', step)
+    elif manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
       path = manager.save(checkpoint_number=step)
       logging.warning('Interrupted at step %d: saved %s. Run the same command to resume.',
                       step, path)
@@ -163,6 +169,12 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
   return step
+
+
+def nonfinite(variables):
+  """Paths of the variables holding NaN or Inf (checked before anything is saved)."""
+  return [v.path for v in variables
+          if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))))]
 
 
 def _install_sigterm_handler():
