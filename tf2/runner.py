@@ -93,11 +93,15 @@ def build_model(config, strategy, num_classes, num_examples):
   return model, optimizer
 
 
-def evaluate_and_export(config, model, strategy, source, step, knn_result=None):
-  """Evaluation (+ kNN: `knn_result` if already computed at this step) and export."""
+def evaluate_and_export(config, model, strategy, source, step, knn_result=None, teacher=None):
+  """Evaluation (+ kNN: `knn_result` if already computed at this step; + the distillation
+  teacher's top-1 next to the student's) and export."""
   result = evaluation.evaluate(config, model, strategy, source, step)
   if config.knn_eval:
     result.update(knn_result or knn.knn_accuracy(config, model, strategy, source, step))
+  if teacher is not None:
+    result['eval/teacher_label_top_1_accuracy'] = evaluation.evaluate(
+        config, teacher, strategy, source, step)[evaluation.TOP_1]
   evaluation.write_results(config, result, config.model_dir)
   export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
   return result
@@ -179,11 +183,7 @@ def run(config):
                           on_checkpoint=monitor, teacher=teacher)
     knn_result = monitor.result_at(step) if monitor else None
     if config.mode == 'train_then_eval':
-      result = evaluate_and_export(config, model, strategy, source, step, knn_result)
-      if teacher is not None:  # The student next to its teacher.
-        teacher_result = evaluation.evaluate(config, teacher, strategy, source, step)
-        result['eval/teacher_label_top_1_accuracy'] = teacher_result[evaluation.TOP_1]
-        evaluation.write_results(config, result, config.model_dir)
+      result = evaluate_and_export(config, model, strategy, source, step, knn_result, teacher)
     else:
       if monitor:
         result = dict(knn_result or knn.knn_accuracy(config, model, strategy, source, step),

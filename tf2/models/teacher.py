@@ -31,7 +31,7 @@ def find_flags(path):
 
 
 def teacher_config(path, student_config):
-  """The teacher's Config: its architecture, the student's precision and batch-norm mode."""
+  """The teacher's Config: its architecture, with the student's precision and TPU setting."""
   with tf.io.gfile.GFile(find_flags(path)) as f:
     flags = json.load(f)
   known = set(Config.__dataclass_fields__)
@@ -41,9 +41,7 @@ def teacher_config(path, student_config):
                       '--lineareval_while_pretraining): fine-tune it first, then distil.')
   train_mode = 'finetune' if config.train_mode == 'distill' else config.train_mode
   return config.replace(train_mode=train_mode, teacher_checkpoint=None, checkpoint=None,
-                        precision=student_config.precision, use_tpu=student_config.use_tpu,
-                        fine_tune_after_block=-1 if train_mode != 'finetune'
-                        else config.fine_tune_after_block)
+                        precision=student_config.precision, use_tpu=student_config.use_tpu)
 
 
 def supervised_classes(path):
