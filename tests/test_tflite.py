@@ -38,11 +38,15 @@ def test_resnet18_outputs_equal_the_saved_model(model_dir, tmp_path):
   assert float(tf.math.reduce_std(outputs['final_avg_pool'])) > 1e-2
 
 
-def test_float16_halves_the_size_within_1e_2(model_dir):
+def test_float16_halves_the_size_within_1e_2_relative(model_dir):
   full, path = tflite.convert(model_dir)
   half, _ = tflite.convert(model_dir, 'float16')
   assert len(half) < 0.6 * len(full)
-  assert max(tflite.compare(half, path).values()) < 1e-2
+  # float16 keeps ~3 significant digits, so its error scales with the output:
+  # compare relative to each output's largest value (logits here reach ~10).
+  relative = tflite.compare(half, path, relative=True)
+  assert max(relative.values()) < 1e-2, relative
+  assert max(tflite.compare(full, path, relative=True).values()) < 1e-5
 
 
 def test_sources_without_the_signature_are_refused(tmp_path):
