@@ -175,10 +175,14 @@ def main(argv):
   from tf2.training.checkpointing import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
   from tf2.data.datasets import DatasetError  # pylint: disable=g-import-not-at-top
   from tf2.strategies import StrategyError  # pylint: disable=g-import-not-at-top
+  from tf2.cluster import WorkerLostError  # pylint: disable=g-import-not-at-top
+  from tf2.export import ExportError  # pylint: disable=g-import-not-at-top
+  from tf2.training.checkpointing import CheckpointWriteError  # pylint: disable=g-import-not-at-top
   try:
     runner.run(config_from_flags())
   except (config_lib.ConfigError, FileNotFoundError, DatasetError, CheckpointMismatchError,
-          StrategyError, FloatingPointError) as e:
+          StrategyError, FloatingPointError, WorkerLostError, CheckpointWriteError,
+          ExportError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 

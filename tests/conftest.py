@@ -59,3 +59,8 @@ def real_cifar10(tmp_path_factory):
                   '--data_dir', data_dir, '--train_limit', '2000'], check=True,
                  capture_output=True)
   return data_dir
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'slow: takes over a minute on a 2-core CPU (deselect with -m "not slow")')

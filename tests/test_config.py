@@ -22,6 +22,8 @@ def test_defaults_are_the_originals():
     (dict(ft_proj_selector=5), '--ft_proj_selector'),
     (dict(temperature=0.0), '--temperature'),
     (dict(precision='float16'), '--precision'),
+    (dict(image_size=4), '--image_size=4 is below 8'),
+    (dict(train_mode='distill'), '--teacher_checkpoint'),
 ])
 def test_invalid_settings_name_the_flag(changes, flag):
   with pytest.raises(ValueError, match=flag):

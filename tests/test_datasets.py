@@ -181,3 +181,48 @@ def test_palette_png_and_cmyk_jpeg_decode_to_rgb(tmp_path):
   for image, _ in collect(source.read('train')):
     assert image.shape == (6, 6, 3)
     assert np.abs(image.astype(int) - rgb).max() <= 2
+
+
+def test_gray_alpha_truncated_and_huge_images(tmp_path):
+  """Grayscale+alpha decodes to RGB; a JPEG cut in half is recovered; a
+  20000x20000 JPEG is decoded at 1/4 scale (5000 px, not 1.2 GB); a PNG too
+  large to decode whole is skipped with its size named; nothing runs out of memory."""
+  from PIL import Image
+  root = tmp_path / 'd'
+  write(root / 'train/x/ga.png', png(90, channels=2))
+  photo = tf.io.encode_jpeg(np.random.RandomState(0).randint(0, 256, (64, 64, 3), np.uint8),
+                            quality=90).numpy()
+  write(root / 'train/x/cut.jpg', photo[:len(photo) // 2])
+  Image.new('L', (20000, 20000), 120).save(root / 'train/x/huge.jpg', quality=50)
+  header = png(0)
+  header = header[:16] + (30000).to_bytes(4, 'big') * 2 + header[24:]  # IHDR: 30000x30000.
+  write(root / 'train/x/huge.png', header)
+  source = datasets.build_source(str(root), None, ['train'])
+  assert source.skipped_files == (str(root / 'train/x/huge.png'),)
+  shapes = {}
+  for image, _ in source.read('train'):
+    shapes[image.shape] = image.numpy()
+  assert set(shapes) == {(6, 6, 3), (64, 64, 3), (5000, 5000, 3)}
+  assert np.all(shapes[(6, 6, 3)] == 90)
+  assert abs(int(np.median(shapes[(5000, 5000, 3)])) - 120) <= 2
+
+
+def test_folder_without_a_readable_image_is_named(tmp_path):
+  write(tmp_path / 'd/train/x/a.jpg', b'garbage')
+  write(tmp_path / 'd/train/x/b.png', b'\x89PNG\r\n\x1a\n' + b'\x00' * 40)
+  with pytest.raises(datasets.DatasetError, match=r'No readable image in .*/train: all 2'):
+    datasets.build_source(str(tmp_path / 'd'), None, ['train'])
+
+
+def test_partial_tfds_directory_is_named(real_cifar10, tmp_path):
+  import shutil
+  version = os.path.join(real_cifar10, 'cifar10', '3.0.2')
+  partial = tmp_path / 'cifar10' / '3.0.2'
+  partial.mkdir(parents=True)
+  for name in os.listdir(version):
+    if not name.startswith('cifar10-train.tfrecord'):
+      shutil.copy(os.path.join(version, name), partial)
+  start = time.time()
+  with pytest.raises(datasets.DatasetError, match="incomplete: 1 of the 1 files of split 'train'"):
+    datasets.build_source('cifar10', str(tmp_path), ['train', 'test'])
+  assert time.time() - start < 30

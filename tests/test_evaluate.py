@@ -43,3 +43,24 @@ def test_counts_match_numpy_on_8_replicas(strategy8, rng, tmp_path):
   with open(tmp_path / 'flags.json') as f:
     flags = json.load(f)
   assert flags['train_mode'] == 'finetune' and flags['eval_batch_size'] == 16
+
+
+def test_evaluating_at_every_checkpoint_traces_once(rng):
+  """The eval step is made once per model: later evaluations (new weights, same
+  shapes) reuse its trace, and the results follow the new weights."""
+  from tf2.evaluation import features  # pylint: disable=g-import-not-at-top
+  images = rng.randint(0, 256, [20, 16, 16, 3]).astype(np.uint8)
+  source = array_source('arrays', {'test': (images, rng.randint(0, 7, 20))}, num_classes=7)
+  strategy = tf.distribute.get_strategy()
+  model = SimCLRModel(CONFIG, 7).build_for()
+  results = []
+  for seed in range(3):
+    for v in model.supervised_head.variables:
+      v.assign(tf.random.normal(v.shape, seed=seed))
+    results.append(evaluation.evaluate(CONFIG, model, strategy, source, step=seed))
+  step = features.cached_step(model, ('eval', strategy, 7, 16), lambda: None)
+  assert step is not None and step.experimental_get_tracing_count() == 2  # Full + partial batch.
+  logits = model(tf.constant(images, tf.float32) / 255.0, training=False)['logits_sup'].numpy()
+  np.testing.assert_allclose(results[-1][evaluation.TOP_1],
+                             np.mean(logits.argmax(1) == source.read('test').map(
+                                 lambda x, y: y).batch(20).get_single_element().numpy()))

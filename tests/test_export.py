@@ -1,5 +1,6 @@
 """SavedModel export: outputs equal the live model's, fine-tunable, hub.load, retention,
 serving signatures read by saved_model_cli, TFSMLayer and hub.KerasLayer."""
+import os
 import subprocess
 
 import keras
@@ -145,3 +146,29 @@ def test_keeps_the_newest_exports(exported):
   export.export_saved_model(model, directory, 20, keep_max=2)
   export.export_saved_model(model, directory, 30, keep_max=2)
   assert sorted(tf.io.gfile.listdir(directory + '/saved_model')) == ['20', '30']
+
+
+def test_a_failed_export_leaves_the_earlier_ones_and_no_half_export(exported, tmp_path,
+                                                                   monkeypatch):
+  """The disk fills in the middle of writing export 40: ExportError says what happened;
+  export 12 is untouched and no directory named 40 (or scratch) remains."""
+  model = exported[0]
+  directory = str(tmp_path)
+  first = export.export_saved_model(model, directory, 12)
+  real_save = tf.saved_model.save
+
+  def save_then_fill_the_disk(obj, export_dir, signatures=None):
+    real_save(obj, export_dir, signatures=signatures)
+    with open(os.path.join(export_dir, 'variables', 'variables.index'), 'wb') as f:
+      f.write(b'cut')  # Partly written...
+    raise OSError(28, 'No space left on device')  # ...when the disk filled.
+
+  monkeypatch.setattr(tf.saved_model, 'save', save_then_fill_the_disk)
+  with pytest.raises(export.ExportError, match=r'step 40 .* No space left on device.*disk full'):
+    export.export_saved_model(model, directory, 40, keep_max=1)
+  assert tf.io.gfile.listdir(os.path.join(directory, 'saved_model')) == ['12']
+  monkeypatch.undo()
+  images = tf.random.uniform([2, 32, 32, 3], seed=1)
+  np.testing.assert_allclose(tf.saved_model.load(first)(images, trainable=False)['final_avg_pool'],
+                             model(images, training=False, return_endpoints=True)['final_avg_pool'],
+                             atol=1e-5)

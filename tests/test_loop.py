@@ -1,11 +1,13 @@
 """The training loop: step plan, checkpoints, interruption and resume with optimizer state."""
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import harness
 from tf2.training import checkpointing
 from tf2.training import loop as training
 from tf2.config import Config
@@ -13,6 +15,7 @@ from tf2.data.datasets import array_source
 from tf2.training.lr_schedule import schedule_from_config
 from tf2.models.model import SimCLRModel
 from tf2.training.optimizers import build_optimizer
+from tf2.training.train_step import TrainStep
 
 CONFIG = Config(resnet_depth=18, image_size=16, use_tpu=False, global_bn=False,
                 resnet_base_width=8, train_batch_size=8, train_steps=4, checkpoint_steps=2,
@@ -149,3 +152,129 @@ def test_nonfinite_values_stop_the_run_before_anything_is_saved(source, tmp_path
     value = reader.get_tensor(key)
     if np.issubdtype(np.asarray(value).dtype, np.floating):
       assert np.all(np.isfinite(value)), key
+
+
+def test_a_truncated_last_checkpoint_resumes_from_the_one_before(source, tmp_path):
+  model_dir = str(tmp_path)
+  model, optimizer, strategy = build(CONFIG)
+  saved = {}
+
+  def record(step):
+    saved[step] = [v.numpy() for v in model.variables] + [optimizer_state(optimizer)]
+
+  training.train(CONFIG, model, optimizer, strategy, source, model_dir,
+                 on_checkpoint=record)  # ckpt-2, ckpt-4
+  for step in (4, 2):
+    data = os.path.join(model_dir, f'ckpt-{step}.data-00000-of-00001')
+    with open(data, 'rb') as f:
+      content = f.read()
+    with open(data, 'wb') as f:  # Cut short, as by a full disk or a copy that broke off.
+      f.write(content[:len(content) // 3])
+    model, optimizer, _ = build(CONFIG)
+    TrainStep(CONFIG, model, optimizer, strategy).build_optimizer_state()
+    manager = checkpointing.make_manager(model, optimizer, model_dir, 5)
+    if step == 4:
+      assert training.restore_or_initialize(CONFIG, model, optimizer, manager) == 2
+      for got, want in zip([v.numpy() for v in model.variables], saved[2][:-1]):
+        np.testing.assert_array_equal(got, want)
+      state = optimizer_state(optimizer)
+      assert set(state) == set(saved[2][-1])
+      for name, value in saved[2][-1].items():
+        np.testing.assert_array_equal(state[name], value)
+      assert any(np.any(a != b) for a, b in zip(saved[2][:-1], saved[4][:-1]))  # ckpt-4 differs.
+    else:
+      with pytest.raises(checkpointing.CheckpointMismatchError, match='None of the checkpoints'):
+        training.restore_or_initialize(CONFIG, model, optimizer, manager)
+
+
+def _records(path):
+  """[(step, digest)] from a harness saved_/restored_ file, in order."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [(int(step), digest) for step, digest in (line.split() for line in f)]
+
+
+@pytest.mark.slow
+def test_kill_9_anywhere_resumes_from_the_last_complete_checkpoint(tmp_path):
+  """SIGKILL inside a checkpoint write (fault injection, after the files and
+  before the checkpoint state) and at random moments: every restart resumes
+  from the last complete checkpoint, with weights, optimizer slots and step
+  equal (sha256) to what the killed process held when it saved them."""
+  model_dir = str(tmp_path / 'run')
+  out = tmp_path / 'out'
+  out.mkdir()
+  flags = ['--dataset=shapes', '--image_size=16', '--resnet_depth=18', '--resnet_base_width=8',
+           '--train_batch_size=8', '--checkpoint_steps=1', '--steps_per_loop=1',
+           '--use_blur=False', '--mode=train', '--use_tpu=False', '--keep_checkpoint_max=3',
+           f'--model_dir={model_dir}']
+  saved, restored = str(out / 'saved_single_0.txt'), str(out / 'restored_single_0.txt')
+
+  def latest_step():
+    latest = tf.train.latest_checkpoint(model_dir)
+    return int(latest.rsplit('-', 1)[1]) if latest else 0
+
+  def check_resumed(proc, step):
+    """`proc` restored `step` with the state the saver recorded for it."""
+    harness.wait_for(lambda: len(_records(restored)) > resumes, [proc], 120, 'the restore')
+    assert f'Resuming from {model_dir}/ckpt-{step}' in harness.output(proc)
+    recorded = [r for r in _records(saved) if r[0] == step]
+    # (Unrecorded only if the kill fell between the save and the record.)
+    assert _records(restored)[-1] == (recorded[-1] if recorded else _records(restored)[-1])
+    return bool(recorded)
+
+  # 1. Killed inside the 3rd save: ckpt-3's files exist, but only ckpt-2 counts.
+  proc = harness.start(out, flags + ['--train_steps=1000'], SIMCLR_TEST_KILL_AT_SAVE=3)
+  assert harness.wait_all([proc], 180) == [-signal.SIGKILL]
+  assert os.path.exists(os.path.join(model_dir, 'ckpt-3.index'))
+  assert latest_step() == 2 and [s for s, _ in _records(saved)] == [1, 2]
+  # 2. Restarts, each killed at a random moment after its next checkpoint.
+  rng = np.random.RandomState(0)
+  resumes = compared = 0
+  for _ in range(2):
+    step = latest_step()
+    proc = harness.start(out, flags + ['--train_steps=1000'], SIMCLR_TEST_STEP_SECONDS=0.2)
+    compared += check_resumed(proc, step)
+    resumes += 1
+    harness.wait_for(lambda: latest_step() > step, [proc], 120, 'a new checkpoint')
+    time.sleep(rng.uniform(0, 1.0))  # Anywhere: in a step, a save, or a sweep.
+    proc.kill()
+    proc.wait()
+  # 3. The last restart finishes the run from the newest complete checkpoint.
+  step = latest_step()
+  proc = harness.start(out, flags + [f'--train_steps={step + 1}'])
+  compared += check_resumed(proc, step)
+  assert compared >= 2
+  assert harness.wait_all([proc], 120) == [0]
+  assert latest_step() == step + 1
+  assert [s for s, _ in _records(saved)][-1] == step + 1
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_during_a_checkpoint_keeps_the_previous_one(tmp_path):
+  """Run 1 writes ckpt-1 and ckpt-2; run 2 resumes where no file may exceed
+  half a checkpoint (RLIMIT_FSIZE, writes fail as on a full disk): it stops
+  with one message and ckpt-2 stays the intact latest checkpoint."""
+  model_dir = str(tmp_path / 'run')
+  out = tmp_path / 'out'
+  out.mkdir()
+  flags = ['--dataset=shapes', '--image_size=16', '--resnet_depth=18', '--resnet_base_width=8',
+           '--train_batch_size=8', '--checkpoint_steps=1', '--steps_per_loop=1',
+           '--use_blur=False', '--mode=train', '--use_tpu=False', f'--model_dir={model_dir}']
+  assert harness.wait_all([harness.start(out, flags + ['--train_steps=2'])], 120) == [0]
+  data = os.path.join(model_dir, 'ckpt-2.data-00000-of-00001')
+  before = {n: os.path.getsize(os.path.join(model_dir, n)) for n in os.listdir(model_dir)}
+  proc = harness.start(out, flags + ['--train_steps=4'],
+                       SIMCLR_TEST_FILE_SIZE_LIMIT=os.path.getsize(data) // 2)
+  assert harness.wait_all([proc], 120) == [1]
+  log = harness.output(proc)
+  assert (f'error: Writing the checkpoint of step 3 to {model_dir} failed' in log
+          and 'is the disk full' in log), log[-3000:]
+  assert f'The last complete checkpoint, {model_dir}/ckpt-2, is intact' in log
+  assert tf.train.latest_checkpoint(model_dir) == os.path.join(model_dir, 'ckpt-2')
+  for name in ('ckpt-2.index', 'ckpt-2.data-00000-of-00001', 'ckpt-1.index'):
+    assert os.path.getsize(os.path.join(model_dir, name)) == before[name]
+  reader = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-2'))
+  assert reader.get_tensor('global_step/.ATTRIBUTES/VARIABLE_VALUE') == 2
+  for key in reader.get_variable_to_shape_map():  # Every tensor reads back whole.
+    reader.get_tensor(key)

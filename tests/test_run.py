@@ -1,6 +1,8 @@
 """run.py: every original flag with its type and default; the README commands parse."""
 import os
 import shlex
+import subprocess
+import sys
 import time
 
 from absl import flags
@@ -130,3 +132,14 @@ def test_readme_quickstart_command_parses():
   config = parse(line.split('&&', 1)[1]).validate()
   assert config.dataset == 'shapes' and config.linear_probe and not config.use_tpu
   assert config.mode == 'train_then_eval'
+
+
+@pytest.mark.parametrize('typo, meant', [('--trian_steps=5', 'train_steps'),
+                                         ('--temprature=0.5', 'temperature')])
+def test_a_misspelled_flag_names_the_nearest_one_in_a_second(tmp_path, typo, meant):
+  start = time.time()
+  proc = subprocess.run([sys.executable, run.__file__, typo, f'--model_dir={tmp_path}/run'],
+                        capture_output=True, text=True, timeout=60)
+  assert proc.returncode != 0
+  assert 'Unknown command line flag' in proc.stderr and f'Did you mean: {meant}' in proc.stderr
+  assert time.time() - start < 10 and not (tmp_path / 'run').exists()

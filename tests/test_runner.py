@@ -11,7 +11,11 @@ from test_run import README_COMMANDS, parse
 from tf2.training import checkpointing
 from tf2 import plot
 from tf2 import runner
+from tf2.config import Config
+from tf2.data import datasets
+from tf2.data.datasets import array_source
 from tf2.models.model import SimCLRModel
+from tf2.training.train_step import TrainStep
 
 # Shortening: few steps, small batches, a narrow ResNet-18 (same depth, stem and heads).
 SHORT = (' --train_steps=2 --train_batch_size=8 --eval_batch_size=16 --resnet_base_width=8'
@@ -153,3 +157,151 @@ def test_strict_precision_refuses_emulated_bf16_before_anything_is_written(tmp_p
   with pytest.raises(runner.ConfigError, match='CPU AMD EPYC without avx512_bf16'):
     runner.run(config)
   assert not model_dir.exists()
+
+
+def test_eval_beside_training_skips_deleted_and_half_written_checkpoints(tmp_path, monkeypatch,
+                                                                          rng):
+  """--mode=eval's watcher, fed what a trainer leaves: a good checkpoint, a
+  half-written one (truncated data), one deleted by keep_checkpoint_max before
+  it is read, then the last one. It evaluates the good ones and stops."""
+  config = Config(resnet_depth=18, image_size=16, resnet_base_width=8, use_tpu=False,
+                  train_mode='finetune', eval_batch_size=8, train_steps=4, use_blur=False,
+                  model_dir=str(tmp_path / 'run'), export_saved_model=False).validate()
+  images = rng.randint(0, 256, [16, 16, 16, 3]).astype(np.uint8)
+  labels = rng.randint(0, 3, 16)
+  source = array_source('arrays', {'train': (images, labels), 'validation': (images, labels)},
+                        3)
+  strategy = tf.distribute.get_strategy()
+  trained, trained_opt = runner.build_model(config, strategy, 3, 16)
+  saver = checkpointing.make_manager(trained, trained_opt, config.model_dir, max_to_keep=10)
+  heads = {}
+
+  def save(step):
+    trained_opt.iterations.assign(step)
+    trained.supervised_head.trainable_variables[0].assign_add(tf.ones_like(
+        trained.supervised_head.trainable_variables[0]))
+    heads[step] = trained.supervised_head.trainable_variables[0].numpy()
+    return saver.save(checkpoint_number=step)
+
+  def scripted_iterator(directory, min_interval_secs):
+    assert directory == config.model_dir and min_interval_secs == 0
+    yield save(1)
+    half = save(2)
+    data = half + '.data-00000-of-00001'
+    with open(data, 'rb') as f:
+      content = f.read()
+    with open(data, 'wb') as f:
+      f.write(content[:len(content) // 2])
+    yield half
+    gone = save(3)
+    for name in tf.io.gfile.glob(gone + '.*'):
+      tf.io.gfile.remove(name)
+    yield gone
+    yield save(4)
+    raise AssertionError('the watcher did not stop at the last step')
+
+  monkeypatch.setattr(tf.train, 'checkpoints_iterator', scripted_iterator)
+  evaluated = {}
+  real_evaluate = runner.evaluate_and_export
+
+  def record(config, model, strategy, source, step, *args):
+    evaluated[step] = model.supervised_head.trainable_variables[0].numpy()
+    return real_evaluate(config, model, strategy, source, step, *args)
+
+  monkeypatch.setattr(runner, 'evaluate_and_export', record)
+  model, optimizer = runner.build_model(config, strategy, 3, 16)
+  result = runner.watch_and_evaluate(config, model, optimizer, strategy, source, 4,
+                                     min_interval_secs=0)
+  assert sorted(evaluated) == [1, 4] and result['global_step'] == 4
+  for step in (1, 4):
+    np.testing.assert_array_equal(evaluated[step], heads[step])
+  with open(os.path.join(config.model_dir, 'result_1.json')) as f:
+    assert json.load(f)['global_step'] == 1
+
+
+TINY = Config(dataset='shapes', eval_split='test', image_size=16, resnet_depth=18,
+              resnet_base_width=8, train_batch_size=8, eval_batch_size=8, train_steps=1,
+              use_blur=False, use_tpu=False, mode='train', log_every_secs=0)
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoints(tmp_path_factory):
+  """A model_dir holding ckpt-1 of TINY, a truncated copy and a foreign SavedModel."""
+  root = tmp_path_factory.mktemp('checkpoints')
+  strategy = tf.distribute.get_strategy()
+  model, optimizer = runner.build_model(TINY, strategy, 6, 100)
+  TrainStep(TINY, model, optimizer, strategy).build_optimizer_state()
+  optimizer.iterations.assign(1)
+  manager = checkpointing.make_manager(model, optimizer, str(root / 'run'), 1)
+  good = manager.save(checkpoint_number=1)
+  os.makedirs(root / 'cut')
+  for name in tf.io.gfile.glob(good + '.*'):
+    with open(name, 'rb') as f:
+      content = f.read()
+    with open(root / 'cut' / os.path.basename(name), 'wb') as f:
+      f.write(content[:len(content) // 3] if '.data-' in name else content)
+  plain = tf.Module()
+  plain.v = tf.Variable(1.0)
+  tf.saved_model.save(plain, str(root / 'plain'))
+  return root
+
+
+@pytest.mark.parametrize('checkpoint, message', [
+    ('plain', 'is not a checkpoint or export of this project: .* checkpoints.convert'),
+    ('cut/ckpt-1', 'cannot be read whole .* truncated or damaged.* nothing was assigned'),
+    ('missing/ckpt-1', 'no such checkpoint'),
+])
+def test_bad_checkpoints_stop_in_seconds_and_leave_nothing(tiny_checkpoints, tmp_path,
+                                                           checkpoint, message):
+  model_dir = tmp_path / 'run'
+  config = TINY.replace(train_mode='finetune', checkpoint=str(tiny_checkpoints / checkpoint),
+                        model_dir=str(model_dir))
+  with pytest.raises((checkpointing.CheckpointMismatchError, FileNotFoundError), match=message):
+    runner.run(config)
+  assert not model_dir.exists()
+
+
+def test_an_unwritable_model_dir_is_named_first(tmp_path):
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(runner.ConfigError, match=r'--model_dir=.*/file/run cannot be written'):
+    runner.run(TINY.replace(model_dir=str(tmp_path / 'file' / 'run')))
+
+
+def test_a_resumable_model_dir_wins_over_checkpoint_and_says_so(tiny_checkpoints, caplog):
+  with caplog.at_level('WARNING'):
+    runner.run(TINY.replace(model_dir=str(tiny_checkpoints / 'run'),
+                            checkpoint=str(tiny_checkpoints / 'plain')))
+  assert any('--checkpoint=' in r.getMessage() and 'is not used: --model_dir already holds'
+             in r.getMessage() and 'ckpt-1' in r.getMessage() for r in caplog.records)
+
+
+def test_a_truncated_tfds_file_is_named(real_cifar10, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.copytree(real_cifar10, tmp_path / 'tfds', ignore=shutil.ignore_patterns('downloads'))
+  version = tmp_path / 'tfds' / 'cifar10' / '3.0.2'
+  train = next(version.glob('cifar10-train.tfrecord*'))
+  train.write_bytes(train.read_bytes()[:20000])  # A few images, then cut mid-record.
+  config = TINY.replace(dataset='cifar10', data_dir=str(tmp_path / 'tfds'), eval_split='test',
+                        model_dir=str(tmp_path / 'run'))
+  with pytest.raises(datasets.DatasetError, match='A data file is truncated or corrupt'):
+    runner.run(config)
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused(strategy8, monkeypatch,
+                                                                  tmp_path):
+  monkeypatch.setattr(runner.strategies, 'make_strategy', lambda config: strategy8)
+  with pytest.raises(runner.ConfigError, match=r'--train_batch_size=100 must be a multiple of '
+                                               r'the number of replicas \(8\)'):
+    runner.run(TINY.replace(train_batch_size=100, model_dir=str(tmp_path / 'run')))
+  assert not (tmp_path / 'run').exists()
+
+
+def test_fine_tuning_on_a_folder_without_classes_is_refused(tmp_path, rng):
+  os.makedirs(tmp_path / 'flat')
+  for i in range(3):
+    tf.io.write_file(str(tmp_path / 'flat' / f'{i}.png'),
+                     tf.io.encode_png(rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)))
+  with pytest.raises(datasets.DatasetError, match='has no labels .*fine-tuning needs labelled'):
+    runner.run(TINY.replace(dataset=str(tmp_path / 'flat'), train_split='train',
+                            train_mode='finetune', model_dir=str(tmp_path / 'run')))
+  assert not (tmp_path / 'run').exists()

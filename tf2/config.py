@@ -15,6 +15,8 @@ LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
+# The ResNet with the CIFAR stem (image_size <= 32) downsamples 8x.
+MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
 
 
@@ -191,6 +193,11 @@ class Config:
     for name in ('train_batch_size', 'eval_batch_size', 'image_size', 'proj_out_dim'):
       if getattr(self, name) <= 0:
         raise ConfigError(f'--{name} must be positive, got {getattr(self, name)}.')
+    if self.image_size < MIN_IMAGE_SIZE:
+      raise ConfigError(
+          f'--image_size={self.image_size} is below {MIN_IMAGE_SIZE}, the total stride of the '
+          'encoder with the CIFAR stem (used up to 32 px): its last block groups would see '
+          f'nothing but padding. Use --image_size >= {MIN_IMAGE_SIZE} (32 for CIFAR-10).')
     if self.sk_ratio < 0 or self.se_ratio < 0:
       raise ConfigError('--sk_ratio and --se_ratio must be >= 0.')
     return self

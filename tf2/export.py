@@ -79,14 +79,36 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
             SERVING_BYTES: self.serve_bytes.get_concrete_function()}
 
 
+class ExportError(OSError):
+  """An export could not be written (full disk, read-only directory)."""
+
+
 def export_saved_model(model, model_dir, step, keep_max=1):
-  """Writes `model_dir/saved_model/<step>/`, keeping the newest `keep_max` exports."""
+  """Writes `model_dir/saved_model/<step>/`, keeping the newest `keep_max` exports.
+
+  The export is written under `.incomplete-<step>` and renamed when complete,
+  so `<step>` is never a half-written export; older exports are removed only
+  after that.
+  """
   base = os.path.join(model_dir, 'saved_model')
   export_dir = os.path.join(base, str(int(step)))
-  if tf.io.gfile.exists(export_dir):
-    tf.io.gfile.rmtree(export_dir)
+  scratch = os.path.join(base, f'.incomplete-{int(step)}')
   exported = _Exported(model)
-  tf.saved_model.save(exported, export_dir, signatures=exported.signatures)
+  try:
+    for stale in (scratch, export_dir):
+      if tf.io.gfile.exists(stale):
+        tf.io.gfile.rmtree(stale)
+    tf.saved_model.save(exported, scratch, signatures=exported.signatures)
+    tf.io.gfile.rename(scratch, export_dir)
+  except (tf.errors.OpError, OSError) as e:
+    if tf.io.gfile.exists(scratch):
+      tf.io.gfile.rmtree(scratch)
+    text = str(e).strip()
+    raise ExportError(
+        f'Exporting the SavedModel of step {step} to {export_dir} failed '
+        f'({type(e).__name__}: {text.splitlines()[0][:300] if text else ""}): is the disk full '
+        'or the directory read-only? The checkpoints and earlier exports are intact; free '
+        'some space and run the same command (with --mode=eval to export only).') from e
   logging.info('Exported SavedModel to %s', export_dir)
   if keep_max > 0:
     steps = sorted(int(d.rstrip('/')) for d in tf.io.gfile.listdir(base)

@@ -5,9 +5,12 @@ run before anything is read), then the dataset (a missing dataset stops it
 before a model is built), then the model, the optimizer and training.
 """
 
+import os
+
 from absl import logging
 import tensorflow as tf
 
+from tf2 import cluster
 from tf2.data import datasets
 from tf2.evaluation import evaluate as evaluation
 from tf2 import console
@@ -19,6 +22,7 @@ from tf2.data import shapes_data
 from tf2 import hardware
 from tf2 import precision
 from tf2 import strategies
+from tf2.training import checkpointing
 from tf2.training import loop as training
 from tf2.config import ConfigError
 from tf2.models import teacher as teacher_lib
@@ -130,14 +134,26 @@ class KnnMonitor:
     return result
 
 
-def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps):
-  """--mode=eval: evaluates every new checkpoint in model_dir until the last step."""
+def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps, read_dir=None,
+                       min_interval_secs=15):
+  """--mode=eval: evaluates every new checkpoint in model_dir until the last step.
+
+  It runs beside training: a checkpoint that the trainer's keep_checkpoint_max
+  deleted meanwhile, or one that cannot be read whole (a half-written copy on
+  a filesystem without atomic renames), is skipped with a warning; the next
+  one is evaluated.
+  """
   result = None
   checkpoint = tf.train.Checkpoint(model=model, global_step=optimizer.iterations)
-  for path in tf.train.checkpoints_iterator(config.model_dir, min_interval_secs=15):
+  for path in tf.train.checkpoints_iterator(read_dir or config.model_dir,
+                                            min_interval_secs=min_interval_secs):
     try:
       checkpoint.restore(path).expect_partial()
-    except tf.errors.NotFoundError:  # Deleted by the trainer's CheckpointManager meanwhile.
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.OutOfRangeError,
+            tf.errors.InvalidArgumentError, IndexError) as e:  # IndexError: a truncated file.
+      logging.warning('Skipping %s: %s: %s (deleted by keep_checkpoint_max, or not complete); '
+                      'waiting for the next checkpoint.', path, type(e).__name__,
+                      str(e).strip().splitlines()[0][:200] if str(e).strip() else '')
       continue
     step = int(optimizer.iterations.numpy())
     result = evaluate_and_export(config, model, strategy, source, step)
@@ -152,7 +168,55 @@ def run(config):
   console.drop_tensorflow_info()  # TensorFlow's own INFO lines (saver internals).
   if not config.model_dir:
     raise ConfigError('--model_dir is required: checkpoints, summaries and results go there.')
+  fresh = not tf.io.gfile.exists(config.model_dir)
+  check_writable(config.model_dir)
   strategy = strategies.make_strategy(config)
+  role = cluster.role_of(strategy, config.model_dir)
+  try:
+    try:
+      # Every worker runs the same program; only the chief writes into model_dir.
+      return _run(config.replace(model_dir=role.write_dir), strategy, read_dir=config.model_dir)
+    except tf.errors.DataLossError as e:  # From the input pipeline: checkpoints are read
+      # (and damaged ones skipped) in training.resume_from.
+      raise datasets.DatasetError(
+          f'A data file is truncated or corrupt ({checkpointing.first_line(e)}). Build or '
+          'copy the dataset again (TFDS: `tfds build`; CIFAR-10 offline: '
+          '../shared/tools/prepare_cifar10.py).') from e
+    except cluster.PEER_ERRORS as e:
+      if not role.multi_worker:
+        raise
+      raise role.lost_worker(e, tf.train.latest_checkpoint(config.model_dir)) from e
+  except Exception:
+    if fresh:  # A run that failed before it produced anything leaves nothing behind.
+      remove_if_only_flags(config.model_dir)
+    raise
+  finally:
+    role.cleanup()
+
+
+def remove_if_only_flags(model_dir):
+  if tf.io.gfile.exists(model_dir) and set(tf.io.gfile.listdir(model_dir)) <= {'flags.json'}:
+    tf.io.gfile.rmtree(model_dir)
+
+
+def check_writable(model_dir):
+  """Stops at once, before any work, if model_dir cannot be created or written."""
+  probe = os.path.join(model_dir, f'.write_test_{os.getpid()}')
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(probe, 'w') as f:
+      f.write('')
+    tf.io.gfile.remove(probe)
+  except (tf.errors.OpError, OSError) as e:
+    text = str(e).strip()
+    raise ConfigError(f'--model_dir={model_dir} cannot be written '
+                      f'({type(e).__name__}: {text.splitlines()[0] if text else ""}): choose '
+                      'a directory you can write to.') from e
+
+
+def _run(config, strategy, read_dir):
+  """run() once the strategy is known: writes go to config.model_dir, checkpoints are
+  read from `read_dir` (the chief's model_dir)."""
   config = precision.resolve(config, hardware.detect(strategy))
   replicas = strategy.num_replicas_in_sync
   for name in ('train_batch_size', 'eval_batch_size'):
@@ -175,12 +239,13 @@ def run(config):
   result = None
   if config.mode == 'eval':
     plan = training.make_plan(config, num_examples)
-    result = watch_and_evaluate(config, model, optimizer, strategy, source, plan.train_steps)
+    result = watch_and_evaluate(config, model, optimizer, strategy, source, plan.train_steps,
+                                read_dir)
     step = int(optimizer.iterations.numpy())
   else:
     monitor = KnnMonitor(config, model, strategy, source) if config.knn_eval else None
     step = training.train(config, model, optimizer, strategy, source, config.model_dir,
-                          on_checkpoint=monitor, teacher=teacher)
+                          on_checkpoint=monitor, teacher=teacher, restore_dir=read_dir)
     knn_result = monitor.result_at(step) if monitor else None
     if config.mode == 'train_then_eval':
       result = evaluate_and_export(config, model, strategy, source, step, knn_result, teacher)

@@ -64,6 +64,8 @@ def make_strategy(config, environ=None):
 def describe(strategy):
   """'Strategy: MirroredStrategy, 2 replicas on /job:localhost/.../GPU:0, ...'."""
   name = type(strategy).__name__.lstrip('_').replace('DefaultDistributionStrategy', 'default')
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    name = 'MultiWorkerMirroredStrategy'  # Its class is CollectiveAllReduceStrategy.
   try:
     devices = ', '.join(strategy.extended.worker_devices)
   except RuntimeError:  # The default strategy: TensorFlow's default device placement.

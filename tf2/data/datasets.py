@@ -22,6 +22,7 @@ its own shard of the data under `tf.distribute` (`input_context`).
 import concurrent.futures
 import dataclasses
 import os
+import struct
 from typing import Callable, Optional
 
 from absl import logging
@@ -32,6 +33,11 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 # Splits up to this many images are fully decoded once when scanned.
 FULL_CHECK_LIMIT = 100_000
 _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM')
+# A JPEG whose longer side exceeds this is decoded at 1/2, 1/4 or 1/8 scale
+# (libjpeg's DCT scaling): a 20000x20000 photo costs 5000x5000 pixels, not 1.2 GB.
+MAX_DECODE_SIDE = 8192
+# Other formats decode only whole: larger ones are skipped, named.
+MAX_PIXELS = MAX_DECODE_SIDE * MAX_DECODE_SIDE
 
 
 class DatasetError(ValueError):
@@ -105,9 +111,21 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
       ds = ds.map(lambda x: (x['image'], x['label']))
     return ds
 
-  # Fail fast (before building a model) if the data is not there.
+  # Fail fast (before building a model) if the data is not there, or only partly.
   for split in splits:
     reader(split)
+    base = resolved[split][0]
+    try:
+      files = [str(path) for path in builder.info.splits[base].filepaths]
+    except (KeyError, ValueError, AttributeError):  # e.g. under tfds.testing.mock_data
+      files = []
+    missing = [path for path in files if not tf.io.gfile.exists(path)]
+    if missing:
+      raise DatasetError(
+          f'The TFDS dataset {name!r} in {builder.data_dir} is incomplete: {len(missing)} of '
+          f'the {len(files)} files of split {base!r} are missing (first: {missing[0]}). '
+          'Build it again (`tfds build`, or offline for CIFAR-10 '
+          '`python ../shared/tools/prepare_cifar10.py --data_dir DIR`).')
   num_classes = builder.info.features['label'].num_classes
   sizes = {}
   for split in splits:
@@ -173,28 +191,39 @@ def _list_images(directory):
                 if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def _header_ok(path):
+def _header_problem(path):
+  """Why the file's header rules it out, or None."""
   with tf.io.gfile.GFile(path, 'rb') as f:
-    head = f.read(8)
-  return any(head.startswith(m) for m in _MAGIC)
+    head = f.read(24)
+  if not any(head.startswith(m) for m in _MAGIC):
+    return 'not a JPEG/PNG/GIF/BMP file'
+  if head.startswith(b'\x89PNG') and head[12:16] == b'IHDR':
+    width, height = struct.unpack('>II', head[16:24])
+    if width * height > MAX_PIXELS:
+      return (f'a PNG of {width}x{height} px, over the {MAX_PIXELS} px decoded whole; '
+              'downscale it or save it as JPEG')
+  return None
 
 
-def _decodes(path):
-  """True if the whole file decodes (TensorFlow ops release the GIL: threads scale)."""
+def _decode_problem(path):
+  """Why the whole file does not decode, or None (TensorFlow ops release the GIL)."""
   try:
     decode_image(tf.io.read_file(path))
-    return True
-  except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, tf.errors.DataLossError):
-    return False
+    return None
+  except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError,
+          tf.errors.DataLossError) as e:
+    text = str(e).strip().splitlines()
+    return 'does not decode: ' + (text[0].split('}}')[-1].strip()[:120] if text else '')
 
 
 def readable_images(paths, full_check):
-  """Per path: header valid and, with `full_check`, the whole image decodes."""
+  """Per path: None if readable, else why not (the header, and with `full_check` the
+  whole image)."""
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    headers = list(pool.map(_header_ok, paths))
+    problems = list(pool.map(_header_problem, paths))
     if not full_check:
-      return headers
-    return list(pool.map(lambda p, h: h and _decodes(p), paths, headers))
+      return problems
+    return list(pool.map(lambda p, h: h or _decode_problem(p), paths, problems))
 
 
 def scan_folder(root, split):
@@ -251,14 +280,19 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
       logging.info('%s/%s has %d images: checking file headers only (bodies corrupt '
                    'behind a valid header are dropped while reading, unnamed).', root, base,
                    len(paths))
-    ok = readable_images(paths, full_check)
+    problems = readable_images(paths, full_check)
+    ok = [problem is None for problem in problems]
     bad = [p for p, good in zip(paths, ok) if not good]
     if bad and strict:
       raise DatasetError(f'Not a decodable JPEG/PNG/GIF/BMP image: {bad[0]} '
-                         '(strict image checking).')
-    for path in bad:
-      logging.warning('Skipping unreadable image %s', path)
+                         f'({problems[ok.index(False)]}; strict image checking).')
+    for path, problem in zip(paths, problems):
+      if problem:
+        logging.warning('Skipping unreadable image %s: %s', path, problem)
     skipped += bad
+    if bad and len(bad) == len(paths):
+      raise DatasetError(f'No readable image in {root}/{base}: all {len(bad)} image file(s) '
+                         f'fail to decode (first: {bad[0]}).')
     scanned[split] = ([p for p, g in zip(paths, ok) if g],
                       [l for l, g in zip(labels, ok) if g])
     if classes and class_names is None:
@@ -282,12 +316,23 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
                        reader, tuple(skipped))
 
 
+def decode_jpeg(data):
+  """RGB; truncated files recovered; scaled down 2/4/8x past MAX_DECODE_SIDE."""
+  side = tf.reduce_max(tf.image.extract_jpeg_shape(data)[:2])
+
+  def at(ratio):
+    return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio,
+                                     try_recover_truncated=True, acceptable_fraction=0.5)
+
+  return tf.case([(side <= MAX_DECODE_SIDE, at(1)), (side <= 2 * MAX_DECODE_SIDE, at(2)),
+                  (side <= 4 * MAX_DECODE_SIDE, at(4))], default=at(8))
+
+
 def decode_image(data):
-  """Decodes JPEG/PNG/GIF/BMP bytes to [H, W, C] (first frame; truncated JPEGs recovered)."""
+  """Decodes JPEG/PNG/GIF/BMP bytes to uint8 [H, W, 3]: the first frame, grayscale,
+  alpha and palette to RGB, 16-bit scaled to 8, CMYK JPEGs converted."""
   return tf.cond(
-      tf.io.is_jpeg(data),
-      lambda: tf.io.decode_jpeg(data, channels=3, try_recover_truncated=True,
-                                acceptable_fraction=0.5),
+      tf.io.is_jpeg(data), lambda: decode_jpeg(data),
       lambda: tf.io.decode_image(data, channels=3, expand_animations=False,
                                  dtype=tf.uint8))
 

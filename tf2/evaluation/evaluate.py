@@ -59,7 +59,9 @@ def evaluate(config, model, strategy, source, step):
                      '(an unlabelled folder): evaluation needs class subfolders.')
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False)
   per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
-  eval_step = make_eval_step(model, strategy, source.num_classes, per_replica_batch)
+  eval_step = features.cached_step(
+      model, ('eval', strategy, source.num_classes, per_replica_batch),
+      lambda: make_eval_step(model, strategy, source.num_classes, per_replica_batch))
   correct1 = correct5 = total = 0
   for i, (images, labels) in enumerate(dataset):
     if config.eval_steps and i >= config.eval_steps:

@@ -6,6 +6,8 @@ validity mask; `strategy.gather` concatenates them across replicas (and
 workers), and the padding is dropped on the host. So every example is kept
 exactly once, shapes stay static (TPU/XLA), and one trace serves all batches.
 """
+import collections
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,6 +22,22 @@ def pad_batch(images, labels, size, label_dtype=tf.int64):
   images.set_shape([size] + images.shape[1:].as_list())
   labels = tf.pad(tf.cast(labels, label_dtype), [[0, pad]])
   return images, labels, tf.range(size) < count, count
+
+
+_STEPS = collections.OrderedDict()  # (id(model), settings) -> (model, tf.function)
+_MAX_CACHED = 8  # The functions hold their models: keep only the most recent few.
+
+
+def cached_step(model, settings, make):
+  """The step function for `model` and `settings`, made once: evaluating at every
+  checkpoint reuses one trace instead of tracing a new function each time."""
+  key = (id(model), settings)
+  if key not in _STEPS or _STEPS[key][0] is not model:
+    _STEPS[key] = (model, make())
+    while len(_STEPS) > _MAX_CACHED:
+      _STEPS.popitem(last=False)
+  _STEPS.move_to_end(key)
+  return _STEPS[key][1]
 
 
 def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
@@ -47,7 +65,8 @@ def split_features(model, strategy, source, config, split, limit=0, key='final_a
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False,
                                                split=split)
   per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
-  step = make_feature_step(model, strategy, per_replica_batch, key)
+  step = cached_step(model, ('features', strategy, per_replica_batch, key),
+                     lambda: make_feature_step(model, strategy, per_replica_batch, key))
   xs, ys, total = [], [], 0
   for images, labels in dataset:
     features, labels, valid = (x.numpy() for x in step(images, labels))

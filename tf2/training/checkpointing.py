@@ -32,6 +32,55 @@ class CheckpointMismatchError(ValueError):
   """A checkpoint whose variables do not fit the model being built."""
 
 
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (full disk, read-only directory)."""
+
+
+# What reading a truncated or damaged checkpoint raises (IndexError: a short read).
+DAMAGED_ERRORS = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
+                  tf.errors.InvalidArgumentError, tf.errors.NotFoundError, IndexError)
+
+
+def first_line(error, limit=300):
+  """The informative first line of an error (past TensorFlow's 'Graph execution error:')."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  useful = [line for line in lines
+            if not line.startswith(('Graph execution error', 'Detected at node', 'File "'))]
+  return (useful or lines or [type(error).__name__])[0][:limit]
+
+
+def checkpoints_newest_first(directory):
+  """The checkpoints that `directory`'s checkpoint state lists, newest first."""
+  state = tf.train.get_checkpoint_state(directory)
+  if state is None:
+    return []
+  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+    paths.append(state.model_checkpoint_path)
+  paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
+  return sorted(paths, key=lambda p: int(p.rsplit('-', 1)[1]) if p.rsplit('-', 1)[1].isdigit()
+                else -1, reverse=True)
+
+
+def damaged_error(prefix, error):
+  return CheckpointMismatchError(
+      f'{prefix} cannot be read whole ({type(error).__name__}: {first_line(error)}): the '
+      'checkpoint is truncated or damaged (a copy or download cut short?). Copy it again; '
+      'nothing was assigned.')
+
+
+def save(manager, step):
+  """manager.save, with a CheckpointWriteError that says what is still safe."""
+  try:
+    return manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as e:
+    raise CheckpointWriteError(
+        f'Writing the checkpoint of step {step} to {manager.directory} failed '
+        f'({type(e).__name__}: {first_line(e)}): is the disk full or the directory read-only? '
+        f'The last complete checkpoint, {manager.latest_checkpoint or "none yet"}, is intact: '
+        'free some space and run the same command to resume from it.') from e
+
+
 def schema_name(variable):
   """The original's name of a model variable: base_model/..., head_*/...."""
   path = variable.path
@@ -168,15 +217,23 @@ def initialize_from_checkpoint(model, path, variable_schema='.*', global_step=No
   or if the checkpoint holds selected model variables the model does not have.
   """
   prefix = resolve_checkpoint_path(path)
-  reader = tf.train.load_checkpoint(prefix)
-  shapes = reader.get_variable_to_shape_map()
-  graph = SavedGraph(reader)
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    graph = SavedGraph(reader)
+  except DAMAGED_ERRORS + (tf.errors.OpError,) as e:
+    raise damaged_error(prefix, e) from e
   pattern = compile_schema(variable_schema)
   every = model_variable_paths(model)
   selected = [(n, v, graph.key(p), p) for n, v, p in every if pattern.match(n)]
   if not selected:
     raise CheckpointMismatchError(
         f'--variable_schema={variable_schema!r} matches none of the model\'s variables.')
+  if all(key is None for _, _, key, _ in selected):
+    raise CheckpointMismatchError(
+        f'{prefix} is not a checkpoint or export of this project: it holds none of the '
+        f'model\'s variables (first missing: {selected[0][0]}). A released SimCLR checkpoint '
+        'or hub module must be converted first: python -m checkpoints.convert SRC DST.')
   for name, variable, key, object_path in selected:
     if key is None:
       raise CheckpointMismatchError(
@@ -194,8 +251,12 @@ def initialize_from_checkpoint(model, path, variable_schema='.*', global_step=No
       raise CheckpointMismatchError(
           f'{prefix} holds encoder variables the model does not have, first {extra[0]}: it '
           f'was made for a deeper or different encoder; check {flag_hint(extra[0])}.')
-  for name, variable, key, _ in selected:
-    variable.assign(tf.cast(reader.get_tensor(key), variable.dtype))
+  try:  # Read everything before assigning anything.
+    values = [reader.get_tensor(key) for _, _, key, _ in selected]
+  except DAMAGED_ERRORS + (tf.errors.OpError,) as e:
+    raise damaged_error(prefix, e) from e
+  for (_, variable, _, _), value in zip(selected, values):
+    variable.assign(tf.cast(value, variable.dtype))
   restored = [n for n, _, _, _ in selected]
   if global_step is not None and pattern.match('global_step'):
     key = graph.key(('global_step',))

@@ -60,26 +60,51 @@ def _raise_interrupted(signum, frame):
   raise Interrupted(f'signal {signum}')
 
 
-def restore_or_initialize(config, model, optimizer, manager):
-  """Resumes from `model_dir`'s latest checkpoint, or initialises from --checkpoint.
+def restore_or_initialize(config, model, optimizer, manager, restore_dir=None):
+  """Resumes from the latest checkpoint (of `restore_dir`, else the manager's
+  directory), or initialises from --checkpoint.
 
   Returns the step the run starts at.
   """
-  latest = manager.latest_checkpoint
+  directory = restore_dir or manager.directory
+  candidates = checkpointing.checkpoints_newest_first(directory)
+  latest = resume_from(manager.checkpoint, candidates)
   if latest:
-    logging.info('Resuming from %s', latest)
-    try:
-      manager.checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-      raise checkpointing.CheckpointMismatchError(
-          f'{latest} in --model_dir does not fit the model being built (another '
-          f'architecture or training mode?): {e}. Use a new --model_dir.') from e
+    if config.checkpoint:
+      logging.warning('--checkpoint=%s is not used: --model_dir already holds %s and the run '
+                      'resumes from it (as the original does). Use a new --model_dir to start '
+                      'from --checkpoint.', config.checkpoint, latest)
+  elif candidates:
+    raise checkpointing.CheckpointMismatchError(
+        f'None of the checkpoints listed in {directory}/checkpoint can be read '
+        f'({", ".join(candidates)}): they are missing, truncated or damaged. Use a new '
+        '--model_dir (or restore the files from a backup).')
   elif config.checkpoint:
     checkpointing.initialize_from_checkpoint(model, config.checkpoint, config.variable_schema,
                                              global_step=optimizer.iterations)
     if config.zero_init_logits_layer:
       checkpointing.zero_init_logits(model)
   return int(optimizer.iterations.numpy())
+
+
+def resume_from(checkpoint, candidates):
+  """Restores the newest readable checkpoint of `candidates` (newest first); returns its
+  path, or None. A damaged or vanished one is skipped with a warning, so a run whose
+  last checkpoint was cut short resumes from the one before."""
+  for path in candidates:
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+    except checkpointing.DAMAGED_ERRORS as e:
+      logging.warning('Cannot read %s (%s: %s): trying the checkpoint before it.', path,
+                      type(e).__name__, checkpointing.first_line(e))
+      continue
+    except (AssertionError, ValueError) as e:
+      raise checkpointing.CheckpointMismatchError(
+          f'{path} in --model_dir does not fit the model being built (another '
+          f'architecture or training mode?): {e}. Use a new --model_dir.') from e
+    logging.info('Resuming from %s', path)
+    return path
+  return None
 
 
 def write_image_summaries(config, source, writer, step, count=3):
@@ -94,19 +119,20 @@ def write_image_summaries(config, source, writer, step, count=3):
 
 
 def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None,
-          on_checkpoint=None, teacher=None):
+          on_checkpoint=None, teacher=None, restore_dir=None):
   """Trains until `train_steps`; returns the final step.
 
   `on_checkpoint(step)` runs after every checkpoint, and before the first step
   of a run that starts at step 0 (the kNN monitor's baseline). `teacher`: the
-  frozen teacher of --train_mode=distill.
+  frozen teacher of --train_mode=distill. `restore_dir`: where to resume from
+  when it is not `model_dir` (a non-chief worker resumes from the chief's).
   """
   plan = make_plan(config, source.num_examples(config.train_split))
   schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
   trainer = TrainStep(config, model, optimizer, strategy, teacher)
   trainer.build_optimizer_state()
   manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max)
-  step = restore_or_initialize(config, model, optimizer, manager)
+  step = restore_or_initialize(config, model, optimizer, manager, restore_dir)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
                'checkpoint every %d steps, %s.', config.train_mode, step,
                plan.train_steps, plan.num_examples, plan.epoch_steps, plan.checkpoint_steps,
@@ -151,7 +177,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
           tf.summary.scalar('learning_rate', schedule(step), step=step)
         writer.flush()
       if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
-        manager.save(checkpoint_number=step)
+        checkpointing.save(manager, step)
         if on_checkpoint is not None:
           on_checkpoint(step)
       if on_loop_end is not None:
@@ -161,7 +187,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     if nonfinite(model.variables):
       logging.warning('Interrupted at step %d with NaN/Inf weights: not saved.', step)
     elif manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
-      path = manager.save(checkpoint_number=step)
+      path = checkpointing.save(manager, step)
       logging.warning('Interrupted at step %d: saved %s. Run the same command to resume.',
                       step, path)
     raise
