@@ -45,11 +45,13 @@ def test_notebooks_are_listed():
   assert sorted(ORDER) == sorted(f[:-6] for f in os.listdir(COLABS) if f.endswith('.ipynb'))
 
 
+@pytest.mark.slow
 def test_load_and_inference(work_dir, monkeypatch):
   result = execute('load_and_inference', work_dir, monkeypatch)
   assert result['knn_trained'] > result['knn_random'] + 0.05, result
 
 
+@pytest.mark.slow
 def test_finetuning(work_dir, monkeypatch):
   result = execute('finetuning', work_dir, monkeypatch)
   assert result['finetuned_top_1'] > result['chance'] + 0.05, result

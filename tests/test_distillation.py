@@ -62,6 +62,7 @@ def distill_step(strategy, initial, teacher_weights, batch):
   return model, teacher, {k: float(v) for k, v in step.make_loop()(iter(ds), 1).items()}
 
 
+@pytest.mark.slow
 def test_eight_replicas_equal_one_device_and_the_formula(strategy8):
   """Teacher and student on every replica; float64 so that the comparison is exact."""
   strategy = strategy8

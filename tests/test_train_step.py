@@ -58,6 +58,7 @@ def assert_same_step(model_a, model_b, initial, weight_rtol, update_rtol):
       v.path for v, w0 in zip(model_a.variables, initial) if np.all(v.numpy() == w0)]
 
 
+@pytest.mark.slow
 def test_eight_replicas_equal_one_device(strategy8):
   """float64, so that the comparison sees the algorithm, not float32 noise:
   in float32 the first-step gradient of this random network is so
@@ -75,6 +76,7 @@ def test_eight_replicas_equal_one_device(strategy8):
   assert_same_step(single_model, dist_model, initial, weight_rtol=1e-9, update_rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_replica_step_compiles_with_xla():
   """TPUs compile every step with XLA: the replica step must compile."""
   batch = make_batch(CFG, views=2, seed=1)
