@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from tf2.models.batch_norm import BatchNormalization
+from tf2.models.composite import Composite
 from tf2.models.resnet import BATCH_NORM_EPSILON
 
 
@@ -52,7 +53,7 @@ class LinearLayer(keras.layers.Layer):
     return x
 
 
-class ProjectionHead(keras.layers.Layer):
+class ProjectionHead(Composite):
   """Returns (projection output, the hidden selected by `ft_proj_selector`)."""
 
   def __init__(self, mode='nonlinear', num_layers=3, out_dim=128, ft_proj_selector=0,
@@ -89,7 +90,7 @@ class ProjectionHead(keras.layers.Layer):
     return hiddens[-1], hiddens[self.ft_proj_selector]
 
 
-class SupervisedHead(keras.layers.Layer):
+class SupervisedHead(Composite):
   """The linear classifier `head_supervised`; zero-initialised on request."""
 
   def __init__(self, num_classes, zero_init=False, name='head_supervised', **kwargs):

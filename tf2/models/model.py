@@ -49,6 +49,9 @@ class SimCLRModel(keras.Model):
         num_classes, zero_init=config.zero_init_logits_layer,
         dtype=dtype) if config.has_supervised_head else None
 
+  def build(self, input_shape):  # pylint: disable=unused-argument
+    """Nothing to create here: sub-layers build on the first call (see models.composite)."""
+
   def call(self, inputs, training=False, return_endpoints=False, apply_blur=None):
     """`apply_blur=None`: blur when training a pretraining model with use_blur."""
     cfg = self.config

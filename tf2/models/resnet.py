@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from tf2.models.batch_norm import BatchNormalization
+from tf2.models.composite import Composite
 
 BATCH_NORM_EPSILON = 1e-5
 BLOCK_GROUP_NAMES = ('block_group1', 'block_group2', 'block_group3', 'block_group4')
@@ -74,7 +75,7 @@ def fixed_padding(inputs, kernel_size):
   return tf.pad(inputs, [[0, 0], [pad_beg, pad_end], [pad_beg, pad_end], [0, 0]])
 
 
-class Conv2dFixedPadding(keras.layers.Layer):
+class Conv2dFixedPadding(Composite):
   """Bias-free conv: SAME padding at stride 1, explicit fixed padding when strided."""
 
   def __init__(self, filters, kernel_size, strides, **kwargs):
@@ -93,7 +94,7 @@ class Conv2dFixedPadding(keras.layers.Layer):
     return self.conv2d(inputs)
 
 
-class SelectiveKernel(keras.layers.Layer):
+class SelectiveKernel(Composite):
   """SK conv (SimCLRv2): two 3x3 branches mixed by a learned softmax attention."""
 
   def __init__(self, filters, strides, args: LayerArgs, min_dim=32, **kwargs):
@@ -142,7 +143,7 @@ class SqueezeExcitation(keras.layers.Layer):
     return tf.sigmoid(gates) * inputs
 
 
-class ProjectionShortcut(keras.layers.Layer):
+class ProjectionShortcut(Composite):
   """1x1 conv + BN shortcut; with SK the ResNet-D form (avg pool, then 1x1 stride 1)."""
 
   def __init__(self, filters_out, strides, args: LayerArgs, **kwargs):
@@ -167,7 +168,7 @@ class ProjectionShortcut(keras.layers.Layer):
     return self.bn(self.conv(x), training=training)
 
 
-class ResidualBlock(keras.layers.Layer):
+class ResidualBlock(Composite):
   """Basic block (ResNet-18/34): 3x3 conv-BN-ReLU, 3x3 conv-BN(zero init), + shortcut."""
 
   def __init__(self, filters, strides, use_projection, args: LayerArgs, **kwargs):
@@ -190,7 +191,7 @@ class ResidualBlock(keras.layers.Layer):
     return tf.nn.relu(x + shortcut)
 
 
-class BottleneckBlock(keras.layers.Layer):
+class BottleneckBlock(Composite):
   """Bottleneck: 1x1, 3x3 (or SK), 1x1 (4x filters, zero-init BN), + shortcut."""
 
   def __init__(self, filters, strides, use_projection, args: LayerArgs, **kwargs):
@@ -223,7 +224,7 @@ class BottleneckBlock(keras.layers.Layer):
     return tf.nn.relu(x + shortcut)
 
 
-class BlockGroup(keras.layers.Layer):
+class BlockGroup(Composite):
   """`blocks` residual blocks; the first is strided and has the projection shortcut."""
 
   def __init__(self, filters, bottleneck, blocks, strides, args: LayerArgs, **kwargs):
@@ -243,7 +244,7 @@ class BlockGroup(keras.layers.Layer):
     return inputs
 
 
-class Stem(keras.layers.Layer):
+class Stem(Composite):
   """Initial conv(s) + BN-ReLU (+ 3x3/2 max pool for ImageNet-sized images)."""
 
   def __init__(self, width_multiplier, cifar_stem, args: LayerArgs, base_width=64, **kwargs):
@@ -280,7 +281,7 @@ class Stem(keras.layers.Layer):
     return initial_conv, x
 
 
-class ResNet(keras.layers.Layer):
+class ResNet(Composite):
   """The SimCLR encoder; `call` returns the 2-D globally pooled representation.
 
   `fine_tune_after_block` (-1: all trainable): when k >= 0 the stem and the
