@@ -15,8 +15,9 @@ that start-up cancels out:
 
 It prints the machine line and a table with s/step, images/s, start-up and
 peak RSS (the larger of the two runs). The original runs under tf-keras
-(`TF_USE_LEGACY_KERAS=1`). Expect about 20 minutes at the defaults on a
-2-core CPU.
+(`TF_USE_LEGACY_KERAS=1`). `--precisions float32,mixed_bfloat16` runs ours
+once per precision (bf16 only pays where it is native, see tf2/precision.py).
+Expect about 20 minutes at the defaults on a 2-core CPU.
 """
 import argparse
 import os
@@ -37,11 +38,11 @@ README_CIFAR10 = ('--train_mode=pretrain --train_batch_size=512 --train_epochs=1
                   '--color_jitter_strength=0.5 --model_dir=/tmp/simclr_test --use_tpu=False')
 
 
-def command(run_py, data_dir, model_dir, batch, steps):
+def command(run_py, data_dir, model_dir, batch, steps, extra=()):
   flags = README_CIFAR10.replace('--train_batch_size=512', f'--train_batch_size={batch}')
   flags = flags.replace('--model_dir=/tmp/simclr_test', f'--model_dir={model_dir}')
   return [sys.executable, run_py] + flags.split() + [f'--train_steps={steps}',
-                                                     f'--data_dir={data_dir}']
+                                                     f'--data_dir={data_dir}'] + list(extra)
 
 
 _MEASURE = ('import resource, subprocess, sys, time; t = time.time(); '
@@ -62,12 +63,12 @@ def timed_run(argv, cwd, env):
   return float(seconds), int(rss_kb) / 2**20
 
 
-def measure(name, run_py, cwd, env, args, short, long):
+def measure(name, run_py, cwd, env, args, short, long, extra=()):
   times, peak = {}, 0.0
   for steps in (short, long):
     with tempfile.TemporaryDirectory() as model_dir:
-      times[steps], rss = timed_run(command(run_py, args.data_dir, model_dir, args.batch, steps),
-                                    cwd, env)
+      times[steps], rss = timed_run(
+          command(run_py, args.data_dir, model_dir, args.batch, steps, extra), cwd, env)
     peak = max(peak, rss)
     print(f'  {name}: {steps} steps in {times[steps]:.1f} s', flush=True)
   per_step = (times[long] - times[short]) / (long - short)
@@ -81,6 +82,9 @@ def main():
                       help='checkout of google-research/simclr; omit to measure ours only')
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--steps', default='6,26', help='the two step counts')
+  parser.add_argument('--precisions', default='float32',
+                      help='comma-separated --precision values to run ours with '
+                           '(e.g. float32,mixed_bfloat16 where bf16 is native)')
   args = parser.parse_args()
   short, long = sorted(int(s) for s in args.steps.split(','))
   print(hardware.describe(), flush=True)
@@ -94,14 +98,17 @@ def main():
                  measure('original', os.path.join(orig_dir, 'run.py'), orig_dir, env, args,
                          short, long)))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  runs.append(('ours, float32',
-               measure('ours', os.path.join(ROOT, 'run.py'), ROOT, env, args, short, long)))
+  for precision in args.precisions.split(','):
+    runs.append((f'ours, {precision}',
+                 measure(f'ours {precision}', os.path.join(ROOT, 'run.py'), ROOT, env, args,
+                         short, long, [f'--precision={precision}'])))
   print('\n| | s/step | images/s | start-up | peak RSS |\n|---|---|---|---|---|')
   for name, (per_step, startup, peak) in runs:
     print(f'| {name} | {per_step:.2f} | {args.batch / per_step:.1f} | {startup:.0f} s | '
           f'{peak:.2f} GB |')
-  if len(runs) == 2:
-    print(f'\nours is {runs[0][1][0] / runs[1][1][0]:.2f}x the original\'s speed per step')
+  if args.original:
+    for name, (per_step, _, _) in runs[1:]:
+      print(f'{name}: {runs[0][1][0] / per_step:.2f}x the original\'s images/s')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Seconds per SimCLR pretraining step (ResNet-18, CIFAR-10 sized, two views).
 
     python benchmarks/train_step_speed.py [--batch 128] [--steps 3] [--precision auto|all|float32|...]
+        [--width 64] [--image_size 32]
 
 Same settings as the original's CIFAR-10 command (LARS, lr 1.0, weight decay
 1e-4, temperature 0.5, linear eval head, no blur), on random inputs already
@@ -8,7 +9,8 @@ in memory, so it measures the model step alone. It prints the machine first:
 figures only compare on the same machine (`benchmarks/side_by_side.py` runs
 the original next to ours). `--precision=auto` (default) measures the
 precision `run.py --precision=auto` would pick here; `all` measures float32
-and, where bf16 is native, mixed_bfloat16.
+and, where bf16 is native, mixed_bfloat16. `--width 16` measures the
+quickstart's model (`--resnet_base_width=16`).
 """
 import argparse
 import os
@@ -26,15 +28,15 @@ from tf2.training.optimizers import build_optimizer  # noqa: E402
 from tf2.training.train_step import TrainStep  # noqa: E402
 
 
-def seconds_per_step(precision, batch, steps):
-  cfg = Config(resnet_depth=18, image_size=32, train_batch_size=batch, use_blur=False,
+def seconds_per_step(precision, batch, steps, width=64, size=32):
+  cfg = Config(resnet_depth=18, image_size=size, train_batch_size=batch, use_blur=False,
                precision=precision, learning_rate=1.0, weight_decay=1e-4,
-               temperature=0.5).validate()
+               temperature=0.5, resnet_base_width=width).validate()
   strategy = tf.distribute.get_strategy()
   model = SimCLRModel(cfg, 10).build_for()
   step = TrainStep(cfg, model, build_optimizer(cfg, 0.1), strategy)
   step.build_optimizer_state()
-  data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, 32, 32, 6]),
+  data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, size, size, 6]),
                                        tf.zeros([batch], tf.int64))).repeat()
   it, loop = iter(data), step.make_loop()
   loop(it, tf.constant(1))  # trace and warm up
@@ -48,6 +50,8 @@ def main():
   parser.add_argument('--batch', type=int, default=128)
   parser.add_argument('--steps', type=int, default=3)
   parser.add_argument('--precision', default='auto')
+  parser.add_argument('--width', type=int, default=64, help='--resnet_base_width')
+  parser.add_argument('--image_size', type=int, default=32)
   args = parser.parse_args()
   hw = hardware.detect()
   print(hardware.describe(hw), flush=True)
@@ -58,9 +62,10 @@ def main():
     print(choice.message, flush=True)
     precisions = [choice.precision]
   for precision in precisions:
-    s = seconds_per_step(precision, args.batch, args.steps)
+    s = seconds_per_step(precision, args.batch, args.steps, args.width, args.image_size)
     print(f'{precision:>15}: {s:.2f} s/step, {args.batch / s:.0f} images/s = '
-          f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views)')
+          f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views, width '
+          f'{args.width}, {args.image_size} px)')
 
 if __name__ == '__main__':
   main()
