@@ -104,11 +104,15 @@ def main():
                          short, long, [f'--precision={precision}'])))
   print('\n| | s/step | images/s | start-up | peak RSS |\n|---|---|---|---|---|')
   for name, (per_step, startup, peak) in runs:
-    print(f'| {name} | {per_step:.2f} | {args.batch / per_step:.1f} | {startup:.0f} s | '
-          f'{peak:.2f} GB |')
-  if args.original:
+    if per_step > 0:
+      print(f'| {name} | {per_step:.2f} | {args.batch / per_step:.1f} | {startup:.0f} s | '
+            f'{peak:.2f} GB |')
+    else:  # The longer run was not slower: fixed costs vary more than the steps cost.
+      print(f'| {name} | n/a | n/a | n/a | {peak:.2f} GB |')
+  if args.original and runs[0][1][0] > 0:
     for name, (per_step, _, _) in runs[1:]:
-      print(f'{name}: {runs[0][1][0] / per_step:.2f}x the original\'s images/s')
+      if per_step > 0:
+        print(f'{name}: {runs[0][1][0] / per_step:.2f}x the original\'s images/s')
 
 
 if __name__ == '__main__':
