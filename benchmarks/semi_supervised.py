@@ -29,6 +29,8 @@ import os
 import sys
 import time
 
+from absl import logging
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from imagenet_subsets import make  # noqa: E402
@@ -65,9 +67,14 @@ def main():
   parser.add_argument('--distill_steps', type=int, default=1000)
   parser.add_argument('--batch', type=int, default=256)
   parser.add_argument('--fractions', default='0.1,0.01')
+  parser.add_argument('--width', type=int, default=64,
+                      help='--resnet_base_width of every network (64: the standard ResNet-18)')
+  parser.add_argument('--precision', default='float32', help='float32, mixed_bfloat16 or auto')
   args = parser.parse_args()
+  logging.set_verbosity(logging.INFO)  # each stage's progress lines, as run.py prints them
   print(hardware.describe(), flush=True)
-  common = dict(CIFAR10, data_dir=args.data_dir, train_batch_size=args.batch)
+  common = dict(CIFAR10, data_dir=args.data_dir, train_batch_size=args.batch,
+                resnet_base_width=args.width, precision=args.precision)
   times = {}
 
   pretrain_dir = args.pretrain_dir or os.path.join(args.work_dir, 'pretrain')

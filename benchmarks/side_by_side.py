@@ -6,8 +6,9 @@
 `--original` is a checkout of github.com/google-research/simclr (only read
 and run, never imported). Both implementations run the original README's
 CIFAR-10 pretraining command (ResNet-18, LARS, real CIFAR-10, here with
-`--train_batch_size`) as separate processes, each at two step counts, so
-that start-up cancels out:
+`--train_batch_size`, `--mode=train` and `--checkpoint_steps` equal to the
+step count, see `command`) as separate processes, each at two step counts,
+so that start-up cancels out:
 
     s/step       = (T(long) - T(short)) / (long - short)
     start-up     = T(short) - short * s/step   (time to the first step: imports,
@@ -17,6 +18,8 @@ It prints the machine line and a table with s/step, images/s, start-up and
 peak RSS (the larger of the two runs). The original runs under tf-keras
 (`TF_USE_LEGACY_KERAS=1`). `--precisions float32,mixed_bfloat16` runs ours
 once per precision (bf16 only pays where it is native, see tf2/precision.py).
+`--resnet_depth 50 --image_size 224 --batch 16` measures ResNet-50 on
+ImageNet-sized views (CIFAR-10 crops resized to 224 px by both).
 Expect about 20 minutes at the defaults on a 2-core CPU.
 """
 import argparse
@@ -38,11 +41,21 @@ README_CIFAR10 = ('--train_mode=pretrain --train_batch_size=512 --train_epochs=1
                   '--color_jitter_strength=0.5 --model_dir=/tmp/simclr_test --use_tpu=False')
 
 
-def command(run_py, data_dir, model_dir, batch, steps, extra=()):
+def command(run_py, data_dir, model_dir, batch, steps, extra=(), depth=18, size=32):
+  """The README command at `batch`, training only, `steps` steps in one loop.
+
+  `--checkpoint_steps=steps` matters for the original: it runs whole loops of
+  checkpoint_steps (default one epoch, 390 steps at batch 128) whatever
+  `--train_steps` says. `--mode=train` leaves out the final evaluation, the
+  same fixed cost in both, so start-up is the time to the first step.
+  """
   flags = README_CIFAR10.replace('--train_batch_size=512', f'--train_batch_size={batch}')
   flags = flags.replace('--model_dir=/tmp/simclr_test', f'--model_dir={model_dir}')
-  return [sys.executable, run_py] + flags.split() + [f'--train_steps={steps}',
-                                                     f'--data_dir={data_dir}'] + list(extra)
+  flags = flags.replace('--resnet_depth=18', f'--resnet_depth={depth}')
+  flags = flags.replace('--image_size=32', f'--image_size={size}')
+  return [sys.executable, run_py] + flags.split() + [
+      f'--train_steps={steps}', f'--checkpoint_steps={steps}', '--mode=train',
+      f'--data_dir={data_dir}'] + list(extra)
 
 
 _MEASURE = ('import resource, subprocess, sys, time; t = time.time(); '
@@ -68,7 +81,8 @@ def measure(name, run_py, cwd, env, args, short, long, extra=()):
   for steps in (short, long):
     with tempfile.TemporaryDirectory() as model_dir:
       times[steps], rss = timed_run(
-          command(run_py, args.data_dir, model_dir, args.batch, steps, extra), cwd, env)
+          command(run_py, args.data_dir, model_dir, args.batch, steps, extra,
+                  args.resnet_depth, args.image_size), cwd, env)
     peak = max(peak, rss)
     print(f'  {name}: {steps} steps in {times[steps]:.1f} s', flush=True)
   per_step = (times[long] - times[short]) / (long - short)
@@ -85,11 +99,15 @@ def main():
   parser.add_argument('--precisions', default='float32',
                       help='comma-separated --precision values to run ours with '
                            '(e.g. float32,mixed_bfloat16 where bf16 is native)')
+  parser.add_argument('--resnet_depth', type=int, default=18,
+                      help='e.g. 50 with --image_size 224 --batch 16 for ResNet-50 memory')
+  parser.add_argument('--image_size', type=int, default=32,
+                      help='CIFAR-10 crops are resized to this size (224: ImageNet-sized views)')
   args = parser.parse_args()
   short, long = sorted(int(s) for s in args.steps.split(','))
   print(hardware.describe(), flush=True)
-  print(f'README CIFAR-10 pretraining command, batch {args.batch}, {short} and {long} steps',
-        flush=True)
+  print(f'README CIFAR-10 pretraining command, batch {args.batch}, {short} and {long} steps, '
+        f'ResNet-{args.resnet_depth} at {args.image_size} px', flush=True)
   runs = []
   if args.original:
     env = dict(os.environ, TF_USE_LEGACY_KERAS='1', TF_CPP_MIN_LOG_LEVEL='2')

@@ -11,10 +11,19 @@ the original next to ours). `--precision=auto` (default) measures the
 precision `run.py --precision=auto` would pick here; `all` measures float32
 and, where bf16 is native, mixed_bfloat16. `--width 16` measures the
 quickstart's model (`--resnet_base_width=16`).
+
+`--profile` also traces two steps with `tf.profiler` and prints where the
+time goes: seconds per step by op type, summed over TensorFlow's executor
+threads (ops can run two at a time, so the sum may exceed the step's wall
+time), and the float32 matmul rate of this machine (GFLOP/s, 4096x4096), the
+bound for the convolutions that dominate the step.
 """
 import argparse
+import collections
+import glob
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,7 +37,39 @@ from tf2.training.optimizers import build_optimizer  # noqa: E402
 from tf2.training.train_step import TrainStep  # noqa: E402
 
 
-def seconds_per_step(precision, batch, steps, width=64, size=32):
+def matmul_gflops(n=4096, repeats=5):
+  """Achieved float32 GFLOP/s of an n x n matmul on the default device."""
+  a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+  product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+  product().numpy()
+  start = time.time()
+  for _ in range(repeats):
+    product().numpy()
+  return 2 * n**3 * repeats / (time.time() - start) / 1e9
+
+
+def op_seconds(logdir, steps):
+  """{op type: seconds per step} from the host trace that tf.profiler wrote to `logdir`."""
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
+  space = xplane_pb2.XSpace()
+  path = sorted(glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True))[-1]
+  with open(path, 'rb') as f:
+    space.ParseFromString(f.read())
+  seconds = collections.Counter()
+  for plane in space.planes:
+    if not plane.name.endswith('host:CPU'):
+      continue
+    for line in plane.lines:
+      for event in line.events:
+        name = plane.event_metadata[event.metadata_id].name
+        # Kernel events are named '<op name>:<op type>'; those inside the step
+        # function's loop carry its 'while/' prefix (the rest are wrappers).
+        if name.startswith('while/') and ':' in name:
+          seconds[name.rsplit(':', 1)[1]] += event.duration_ps / 1e12 / steps
+  return seconds
+
+
+def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False):
   cfg = Config(resnet_depth=18, image_size=size, train_batch_size=batch, use_blur=False,
                precision=precision, learning_rate=1.0, weight_decay=1e-4,
                temperature=0.5, resnet_base_width=width).validate()
@@ -42,7 +83,18 @@ def seconds_per_step(precision, batch, steps, width=64, size=32):
   loop(it, tf.constant(1))  # trace and warm up
   start = time.time()
   loop(it, tf.constant(steps))
-  return (time.time() - start) / steps
+  per_step = (time.time() - start) / steps
+  if profile:
+    with tempfile.TemporaryDirectory() as logdir:
+      tf.profiler.experimental.start(logdir)
+      loop(it, tf.constant(2))
+      tf.profiler.experimental.stop()
+      by_op = op_seconds(logdir, 2)
+    total = sum(by_op.values())
+    print(f'op time per step (executor threads, {precision}): {total:.2f} s')
+    for op, sec in by_op.most_common(12):
+      print(f'  {sec:7.3f} s  {100 * sec / total:5.1f}%  {op}')
+  return per_step
 
 
 def main():
@@ -52,6 +104,8 @@ def main():
   parser.add_argument('--precision', default='auto')
   parser.add_argument('--width', type=int, default=64, help='--resnet_base_width')
   parser.add_argument('--image_size', type=int, default=32)
+  parser.add_argument('--profile', action='store_true',
+                      help='print op time by type and the matmul rate')
   args = parser.parse_args()
   hw = hardware.detect()
   print(hardware.describe(hw), flush=True)
@@ -61,8 +115,11 @@ def main():
     choice = precision_lib.choose(args.precision, hw)
     print(choice.message, flush=True)
     precisions = [choice.precision]
+  if args.profile:
+    print(f'float32 matmul 4096x4096: {matmul_gflops():.0f} GFLOP/s')
   for precision in precisions:
-    s = seconds_per_step(precision, args.batch, args.steps, args.width, args.image_size)
+    s = seconds_per_step(precision, args.batch, args.steps, args.width, args.image_size,
+                         args.profile)
     print(f'{precision:>15}: {s:.2f} s/step, {args.batch / s:.0f} images/s = '
           f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views, width '
           f'{args.width}, {args.image_size} px)')
