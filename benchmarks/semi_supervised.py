@@ -13,7 +13,9 @@
    evaluated on the test split: the teacher.
 3. Each teacher distilled into a same-size student on all 50,000 training
    images with their labels ignored (`--train_mode=distill
-   --distill_alpha=0`, tau = 1), evaluated: the student.
+   --distill_alpha=0`, tau = 1), evaluated: the student. It starts from
+   random weights, or with `--student_init pretrained` from the pretrained
+   network (results under `distill_<fraction>_from_pretrained`).
 4. The baseline: the same network trained supervised from random
    initialisation on the same label subset, same steps and optimizer.
 
@@ -40,6 +42,10 @@ from tf2.config import Config  # noqa: E402
 CIFAR10 = dict(dataset='cifar10', image_size=32, eval_split='test', resnet_depth=18,
                use_blur=False, use_tpu=False, num_proj_layers=3, eval_batch_size=500,
                log_every_secs=60)
+
+
+# Everything of a pretraining checkpoint but its step, optimizer slots and linear-eval head.
+FROM_PRETRAINED = '(?!global_step|(?:.*/|^)Momentum|head_supervised)'
 
 
 def finished(model_dir):
@@ -70,12 +76,19 @@ def main():
   parser.add_argument('--width', type=int, default=64,
                       help='--resnet_base_width of every network (64: the standard ResNet-18)')
   parser.add_argument('--precision', default='float32', help='float32, mixed_bfloat16 or auto')
+  parser.add_argument('--student_init', choices=('random', 'pretrained'), default='random',
+                      help='the student starts from random weights, or from the pretrained '
+                           'encoder and projection head like the teacher')
   args = parser.parse_args()
   logging.set_verbosity(logging.INFO)  # each stage's progress lines, as run.py prints them
   print(hardware.describe(), flush=True)
   common = dict(CIFAR10, data_dir=args.data_dir, train_batch_size=args.batch,
                 resnet_base_width=args.width, precision=args.precision)
   times = {}
+  # A 1% subset of CIFAR-10 is two batches: one checkpoint per epoch would be one
+  # every two steps, costing more than the steps. The labelled subsets are cached
+  # in memory (decoded) rather than filtered out of the 50,000 again every epoch.
+  finetune_checkpoint_steps = max(1, args.finetune_steps // 5)
 
   pretrain_dir = args.pretrain_dir or os.path.join(args.work_dir, 'pretrain')
   if not args.pretrain_dir:
@@ -86,6 +99,10 @@ def main():
 
   names, labels = make.tfds_names('cifar10', args.data_dir, 'train')
   rows = []
+  student_init, suffix = {}, ''
+  if args.student_init == 'pretrained':
+    student_init = dict(checkpoint=pretrain_dir, variable_schema=FROM_PRETRAINED)
+    suffix = '_from_pretrained'
   for fraction in (float(f) for f in args.fractions.split(',')):
     subset = os.path.join(args.work_dir, f'subset_{fraction:g}.txt')
     os.makedirs(args.work_dir, exist_ok=True)
@@ -95,23 +112,25 @@ def main():
     teacher = finished(teacher_dir) or timed(f'finetune {fraction:g}', times, lambda: runner.run(
         Config(**common, train_mode='finetune', mode='train_then_eval', train_split=subset,
                train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
+               checkpoint_steps=finetune_checkpoint_steps, cache_dataset=True,
                learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False,
                zero_init_logits_layer=True, checkpoint=pretrain_dir,
-               variable_schema='(?!global_step|(?:.*/|^)Momentum|head_supervised)',
+               variable_schema=FROM_PRETRAINED,
                model_dir=teacher_dir)))
     baseline_dir = os.path.join(args.work_dir, f'supervised_{fraction:g}')
     baseline = finished(baseline_dir) or timed(f'supervised {fraction:g}', times, lambda: runner.run(
         Config(**common, train_mode='finetune', mode='train_then_eval', train_split=subset,
                train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
+               checkpoint_steps=finetune_checkpoint_steps, cache_dataset=True,
                learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False,
                model_dir=baseline_dir)))
-    student_dir = os.path.join(args.work_dir, f'distill_{fraction:g}')
+    student_dir = os.path.join(args.work_dir, f'distill_{fraction:g}{suffix}')
     student = finished(student_dir) or timed(f'distill {fraction:g}', times, lambda: runner.run(
         Config(**common, train_mode='distill', mode='train_then_eval', train_split='train',
                teacher_checkpoint=teacher_dir, distill_alpha=0.0, distill_temperature=1.0,
                train_steps=args.distill_steps, ft_proj_selector=1, optimizer='lars',
                learning_rate=0.1, weight_decay=1e-4, warmup_epochs=0,
-               model_dir=student_dir)))
+               model_dir=student_dir, **student_init)))
     rows.append((fraction, len(open(subset).read().split()),
                  baseline['eval/label_top_1_accuracy'], teacher['eval/label_top_1_accuracy'],
                  student['eval/label_top_1_accuracy']))

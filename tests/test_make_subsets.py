@@ -71,6 +71,14 @@ def test_cifar10_one_percent_by_id(real_cifar10, tmp_path):
   assert source.num_examples(str(out)) == 20
   labels = [int(l) for _, l in source.read(str(out))]
   assert sorted(collections.Counter(labels).values()) == [2] * 10
+  # The subset (filtered before decoding) holds the very images and labels of the
+  # full split under those ids.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  full = {x['id'].numpy().decode(): (x['image'].numpy(), int(x['label']))
+          for x in tfds.load('cifar10', split='train', data_dir=real_cifar10)}
+  subset_examples = sorted(((image.numpy().tobytes(), int(label))
+                            for image, label in source.read(str(out))))
+  assert subset_examples == sorted((full[n][0].tobytes(), full[n][1]) for n in subset)
   with pytest.raises(SystemExit, match='class would be empty'):
     make.main(['--dataset', 'cifar10', '--data_dir', real_cifar10, '--fraction', '0.001',
                '--out', str(tmp_path / 'x.txt')])
