@@ -109,21 +109,18 @@ def main():
     with open(subset, 'w') as f:
       f.write('\n'.join(make.balanced_subset(names, labels, fraction, seed=0)) + '\n')
     teacher_dir = os.path.join(args.work_dir, f'finetune_{fraction:g}')
+    # Teacher and baseline: the same supervised training on the subset, from the
+    # pretrained network or from random weights.
+    on_subset = dict(common, train_mode='finetune', mode='train_then_eval', train_split=subset,
+                     train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
+                     checkpoint_steps=finetune_checkpoint_steps, cache_dataset=True,
+                     learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False)
     teacher = finished(teacher_dir) or timed(f'finetune {fraction:g}', times, lambda: runner.run(
-        Config(**common, train_mode='finetune', mode='train_then_eval', train_split=subset,
-               train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
-               checkpoint_steps=finetune_checkpoint_steps, cache_dataset=True,
-               learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False,
-               zero_init_logits_layer=True, checkpoint=pretrain_dir,
-               variable_schema=FROM_PRETRAINED,
-               model_dir=teacher_dir)))
+        Config(**on_subset, zero_init_logits_layer=True, checkpoint=pretrain_dir,
+               variable_schema=FROM_PRETRAINED, model_dir=teacher_dir)))
     baseline_dir = os.path.join(args.work_dir, f'supervised_{fraction:g}')
     baseline = finished(baseline_dir) or timed(f'supervised {fraction:g}', times, lambda: runner.run(
-        Config(**common, train_mode='finetune', mode='train_then_eval', train_split=subset,
-               train_steps=args.finetune_steps, ft_proj_selector=1, optimizer='lars',
-               checkpoint_steps=finetune_checkpoint_steps, cache_dataset=True,
-               learning_rate=0.1, weight_decay=0.0, warmup_epochs=0, global_bn=False,
-               model_dir=baseline_dir)))
+        Config(**on_subset, model_dir=baseline_dir)))
     student_dir = os.path.join(args.work_dir, f'distill_{fraction:g}{suffix}')
     student = finished(student_dir) or timed(f'distill {fraction:g}', times, lambda: runner.run(
         Config(**common, train_mode='distill', mode='train_then_eval', train_split='train',
