@@ -4,6 +4,7 @@ import collections
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from imagenet_subsets import make
 from tf2.data import datasets
@@ -73,7 +74,6 @@ def test_cifar10_one_percent_by_id(real_cifar10, tmp_path):
   assert sorted(collections.Counter(labels).values()) == [2] * 10
   # The subset (filtered before decoding) holds the very images and labels of the
   # full split under those ids.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   full = {x['id'].numpy().decode(): (x['image'].numpy(), int(x['label']))
           for x in tfds.load('cifar10', split='train', data_dir=real_cifar10)}
   subset_examples = sorted(((image.numpy().tobytes(), int(label))

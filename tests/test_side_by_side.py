@@ -1,29 +1,20 @@
 """benchmarks/side_by_side.py: the command both implementations run measures what it says."""
 import os
+import shlex
 import sys
 
-from absl import flags
-
-import run
-from tests.test_run import ORIGINAL_FLAGS
+from tests.test_run import ORIGINAL_FLAGS, parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'benchmarks'))
 import side_by_side  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
-def parse(argv):
-  flag_values = flags.FlagValues()
-  run.define_flags(flag_values)
-  flag_values(argv[1:])  # argv[0] is the interpreter; argv[1] the script, as absl expects.
-  return run.config_from_flags(flag_values)
-
-
 def test_command_runs_exactly_the_steps_asked_in_one_loop_and_no_evaluation():
   # The original loops over whole `checkpoint_steps` blocks (one epoch by default,
   # whatever --train_steps says) and evaluates after training in the default mode.
   argv = side_by_side.command('run.py', '/data', '/tmp/m', 128, 26)
-  config = parse(argv)
+  config = parse(shlex.join(argv))
   assert config.train_steps == 26 and config.checkpoint_steps == 26
   assert config.mode == 'train' and config.train_batch_size == 128
   assert (config.resnet_depth, config.image_size, config.dataset) == (18, 32, 'cifar10')
@@ -34,5 +25,5 @@ def test_command_uses_only_flags_the_original_defines():
   argv = side_by_side.command('run.py', '/data', '/tmp/m', 16, 6, depth=50, size=224)
   names = {word[2:].split('=')[0] for word in argv[2:]}
   assert names <= set(ORIGINAL_FLAGS)
-  config = parse(argv)
+  config = parse(shlex.join(argv))
   assert (config.resnet_depth, config.image_size, config.train_batch_size) == (50, 224, 16)
