@@ -1,7 +1,7 @@
 """Seconds per SimCLR pretraining step (ResNet-18, CIFAR-10 sized, two views).
 
     python benchmarks/train_step_speed.py [--batch 128] [--steps 3] [--precision auto|all|float32|...]
-        [--width 64] [--image_size 32]
+        [--width 64] [--image_size 32] [--resnet_depth 18] [--profile]
 
 Same settings as the original's CIFAR-10 command (LARS, lr 1.0, weight decay
 1e-4, temperature 0.5, linear eval head, no blur), on random inputs already
@@ -10,7 +10,8 @@ figures only compare on the same machine (`benchmarks/side_by_side.py` runs
 the original next to ours). `--precision=auto` (default) measures the
 precision `run.py --precision=auto` would pick here; `all` measures float32
 and, where bf16 is native, mixed_bfloat16. `--width 16` measures the
-quickstart's model (`--resnet_base_width=16`).
+quickstart's model (`--resnet_base_width=16`). `original_step_speed.py` times
+the original's step the same way.
 
 `--profile` also traces two steps with `tf.profiler` and prints where the
 time goes: seconds per step by op type, summed over TensorFlow's executor
@@ -19,8 +20,6 @@ time), and the float32 matmul rate of this machine (GFLOP/s, 4096x4096), the
 bound for the convolutions that dominate the step.
 """
 import argparse
-import collections
-import glob
 import os
 import sys
 import tempfile
@@ -30,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.op_profile import matmul_gflops, op_seconds, print_op_table  # noqa: E402
+
 from tf2 import hardware, precision as precision_lib  # noqa: E402
 from tf2.config import Config  # noqa: E402
 from tf2.models.model import SimCLRModel  # noqa: E402
@@ -37,40 +38,8 @@ from tf2.training.optimizers import build_optimizer  # noqa: E402
 from tf2.training.train_step import TrainStep  # noqa: E402
 
 
-def matmul_gflops(n=4096, repeats=5):
-  """Achieved float32 GFLOP/s of an n x n matmul on the default device."""
-  a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-  product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-  product().numpy()
-  start = time.time()
-  for _ in range(repeats):
-    product().numpy()
-  return 2 * n**3 * repeats / (time.time() - start) / 1e9
-
-
-def op_seconds(logdir, steps):
-  """{op type: seconds per step} from the host trace that tf.profiler wrote to `logdir`."""
-  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
-  space = xplane_pb2.XSpace()
-  path = sorted(glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True))[-1]
-  with open(path, 'rb') as f:
-    space.ParseFromString(f.read())
-  seconds = collections.Counter()
-  for plane in space.planes:
-    if not plane.name.endswith('host:CPU'):
-      continue
-    for line in plane.lines:
-      for event in line.events:
-        name = plane.event_metadata[event.metadata_id].name
-        # Kernel events are named '<op name>:<op type>'; those inside the step
-        # function's loop carry its 'while/' prefix (the rest are wrappers).
-        if name.startswith('while/') and ':' in name:
-          seconds[name.rsplit(':', 1)[1]] += event.duration_ps / 1e12 / steps
-  return seconds
-
-
-def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False):
-  cfg = Config(resnet_depth=18, image_size=size, train_batch_size=batch, use_blur=False,
+def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False, depth=18):
+  cfg = Config(resnet_depth=depth, image_size=size, train_batch_size=batch, use_blur=False,
                precision=precision, learning_rate=1.0, weight_decay=1e-4,
                temperature=0.5, resnet_base_width=width).validate()
   strategy = tf.distribute.get_strategy()
@@ -89,11 +58,7 @@ def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False):
       tf.profiler.experimental.start(logdir)
       loop(it, tf.constant(2))
       tf.profiler.experimental.stop()
-      by_op = op_seconds(logdir, 2)
-    total = sum(by_op.values())
-    print(f'op time per step (executor threads, {precision}): {total:.2f} s')
-    for op, sec in by_op.most_common(12):
-      print(f'  {sec:7.3f} s  {100 * sec / total:5.1f}%  {op}')
+      print_op_table(op_seconds(logdir, 2), precision)
   return per_step
 
 
@@ -104,6 +69,8 @@ def main():
   parser.add_argument('--precision', default='auto')
   parser.add_argument('--width', type=int, default=64, help='--resnet_base_width')
   parser.add_argument('--image_size', type=int, default=32)
+  parser.add_argument('--resnet_depth', type=int, default=18,
+                      help='e.g. 50 with --image_size 224 --batch 16 (ImageNet stem from 33 px)')
   parser.add_argument('--profile', action='store_true',
                       help='print op time by type and the matmul rate')
   args = parser.parse_args()
@@ -119,10 +86,10 @@ def main():
     print(f'float32 matmul 4096x4096: {matmul_gflops():.0f} GFLOP/s')
   for precision in precisions:
     s = seconds_per_step(precision, args.batch, args.steps, args.width, args.image_size,
-                         args.profile)
-    print(f'{precision:>15}: {s:.2f} s/step, {args.batch / s:.0f} images/s = '
-          f'{2 * args.batch / s:.0f} views/s (batch {args.batch}, two views, width '
-          f'{args.width}, {args.image_size} px)')
+                         args.profile, args.resnet_depth)
+    print(f'{precision:>15}: {s:.2f} s/step, {args.batch / s:.1f} images/s = '
+          f'{2 * args.batch / s:.1f} views/s (ResNet-{args.resnet_depth}, batch {args.batch}, '
+          f'two views, width {args.width}, {args.image_size} px)')
 
 if __name__ == '__main__':
   main()

@@ -15,10 +15,14 @@ T4 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'Tesla T4', (7, 5))
 A100 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'A100-SXM4-40GB', (8, 0))
 GPU_UNKNOWN_CC = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'some GPU', None)
 TPU = Hardware('tpu', 'AMD EPYC', frozenset({'avx2'}), tpu_name='TPU_V3')
+# ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU: oneDNN's kernels emulate bf16 as on AVX2-only CPUs.
+BF16_CAPPED = Hardware('cpu', 'AMD EPYC', frozenset({'avx2', 'avx512f', 'avx512_bf16'}),
+                       onednn_max_isa='AVX2')
 
 
 @pytest.mark.parametrize('hw, expected', [
     (AVX2, 'float32'), (NO_FLAGS, 'float32'), (T4, 'float32'), (GPU_UNKNOWN_CC, 'float32'),
+    (BF16_CAPPED, 'float32'),
     (AVX512_BF16, 'mixed_bfloat16'), (AMX, 'mixed_bfloat16'), (A100, 'mixed_bfloat16'),
     (TPU, 'mixed_bfloat16')])
 def test_auto_picks_bf16_only_where_it_is_native(hw, expected):
@@ -32,6 +36,8 @@ def test_auto_states_the_reason():
       'precision float32 (auto: CPU AMD EPYC 7B13 without avx512_bf16/amx_bf16)')
   assert 'with avx512_bf16' in precision.choose('auto', AVX512_BF16).message
   assert 'compute capability 7.5' in precision.choose('auto', T4).message
+  assert 'avx512_bf16, but ONEDNN_MAX_CPU_ISA=AVX2 keeps oneDNN from using it' in (
+      precision.choose('auto', BF16_CAPPED).message)
 
 
 @pytest.mark.parametrize('hw', [AVX2, T4, NO_FLAGS])
@@ -61,3 +67,15 @@ def test_resolve_logs_and_returns_a_concrete_config(caplog):
   precision.resolve(Config(precision='mixed_bfloat16'), AVX2)
   assert any(r.levelno == logging.WARNING and 'emulated' in r.getMessage()
              for r in caplog.records)
+
+
+def test_bf16_under_a_onednn_cap_below_its_kernels_is_refused_even_without_strict():
+  with pytest.raises(ConfigError, match='ONEDNN_MAX_CPU_ISA=AVX2.*Unset ONEDNN_MAX_CPU_ISA'):
+    precision.choose('mixed_bfloat16', BF16_CAPPED)
+  assert precision.choose('float32', BF16_CAPPED).precision == 'float32'
+  # A cap that keeps the bf16 kernels, or one on a CPU without bf16, changes nothing.
+  kept = Hardware('cpu', 'x', frozenset({'avx2', 'avx512f', 'avx512_bf16'}),
+                  onednn_max_isa='AVX512_CORE_BF16')
+  assert precision.choose('auto', kept).precision == 'mixed_bfloat16'
+  plain = Hardware('cpu', 'x', frozenset({'avx2', 'fma'}), onednn_max_isa='AVX2')
+  assert precision.choose('mixed_bfloat16', plain).warning

@@ -7,7 +7,8 @@ training step ran 57x slower than float32 on an AVX2-only AMD EPYC. `auto`
 picks mixed_bfloat16 where bf16 is native and float32 otherwise (float16 with
 loss scaling is not offered). An explicit `mixed_bfloat16` without native
 bf16 is logged as a warning naming the device, or refused with
-`--strict_precision`.
+`--strict_precision`. With oneDNN capped below the CPU's bf16 kernels
+(`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16 is refused.
 """
 import dataclasses
 
@@ -31,9 +32,13 @@ def native_bf16(hw):
     return False, f'{hw.device}: no native bf16 below compute capability 8.0'
   if hw.cpu_flags is None:
     return False, f'{hw.device}: CPU flags unknown, bf16 assumed emulated'
-  found = [f for f in NATIVE_BF16_CPU_FLAGS if f in hw.cpu_flags]
+  found = [f for f in NATIVE_BF16_CPU_FLAGS if f in hw.usable_cpu_flags]
   if found:
     return True, f'{hw.device} with {"/".join(found)}'
+  capped = [f for f in NATIVE_BF16_CPU_FLAGS if f in hw.cpu_flags]
+  if capped:
+    return False, (f'{hw.device} with {"/".join(capped)}, but ONEDNN_MAX_CPU_ISA='
+                   f'{hw.onednn_max_isa} keeps oneDNN from using it')
   return False, f'{hw.device} without {"/".join(NATIVE_BF16_CPU_FLAGS)}'
 
 
@@ -44,9 +49,32 @@ class Choice:
   warning: bool = False
 
 
+def bf16_capped_out(hw):
+  """True on a bf16 CPU whose oneDNN is capped below its bf16 kernels (ONEDNN_MAX_CPU_ISA).
+
+  TensorFlow still routes bf16 convolutions to oneDNN there (the CPU has the
+  flag), and oneDNN, left without a kernel, fails them ("could not create a
+  primitive descriptor for the convolution"); measured with
+  ONEDNN_MAX_CPU_ISA=AVX2 on an avx512_bf16 AMD EPYC, TF 2.21.
+  """
+  return (hw.kind == 'cpu' and hw.cpu_flags is not None
+          and any(f in hw.cpu_flags for f in NATIVE_BF16_CPU_FLAGS)
+          and not any(f in hw.usable_cpu_flags for f in NATIVE_BF16_CPU_FLAGS))
+
+
 def choose(requested, hw, strict=False):
-  """The precision to run for `--precision=requested` on `hw`; ConfigError if strict refuses."""
+  """The precision to run for `--precision=requested` on `hw`; ConfigError if it cannot run.
+
+  Refused: mixed_bfloat16 where bf16 is emulated and `strict`, and always
+  where oneDNN is capped below the CPU's bf16 kernels (it would fail).
+  """
   native, reason = native_bf16(hw)
+  if requested == 'mixed_bfloat16' and bf16_capped_out(hw):
+    raise ConfigError(
+        f'--precision=mixed_bfloat16 on {reason}: TensorFlow sends bf16 convolutions to '
+        'oneDNN, which then has no kernel for them and fails ("could not create a primitive '
+        'descriptor"). Unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE_BF16 or higher), or '
+        'use --precision=float32 or --precision=auto.')
   if requested == 'auto':
     precision = 'mixed_bfloat16' if native else 'float32'
     return Choice(precision, f'precision {precision} (auto: {reason})')
