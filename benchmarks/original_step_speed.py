@@ -16,8 +16,6 @@ machine. `--profile` prints op time by type as `train_step_speed.py` does.
 import argparse
 import os
 import sys
-import tempfile
-import time
 
 os.environ['TF_USE_LEGACY_KERAS'] = '1'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +35,7 @@ def main():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from benchmarks.op_profile import op_seconds, print_op_table  # pylint: disable=g-import-not-at-top
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
   from tf2 import hardware  # pylint: disable=g-import-not-at-top
   print(hardware.describe(), f'(the original runs on tf-keras {tf_keras.__version__})',
         flush=True)
@@ -72,16 +70,10 @@ def main():
       grads = tape.gradient(loss, model.trainable_variables)
       optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
-  loop(tf.constant(1))  # trace and warm up
-  start = time.time()
-  loop(tf.constant(args.steps))
-  per_step = (time.time() - start) / args.steps
+  run_steps = lambda n: loop(tf.constant(n))
+  per_step = step_profile.seconds_per_step(run_steps, args.steps)
   if args.profile:
-    with tempfile.TemporaryDirectory() as logdir:
-      tf.profiler.experimental.start(logdir)
-      loop(tf.constant(2))
-      tf.profiler.experimental.stop()
-      print_op_table(op_seconds(logdir, 2), 'the original, float32')
+    step_profile.profile_ops(run_steps, 'the original, float32')
   print(f'original float32: {per_step:.2f} s/step, {args.batch / per_step:.1f} images/s '
         f'(ResNet-{args.resnet_depth}, batch {args.batch}, two views, {size} px)')
 

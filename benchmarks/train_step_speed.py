@@ -11,7 +11,7 @@ the original next to ours). `--precision=auto` (default) measures the
 precision `run.py --precision=auto` would pick here; `all` measures float32
 and, where bf16 is native, mixed_bfloat16. `--width 16` measures the
 quickstart's model (`--resnet_base_width=16`). `original_step_speed.py` times
-the original's step the same way.
+the original's step the same way (both through `step_profile.py`).
 
 `--profile` also traces two steps with `tf.profiler` and prints where the
 time goes: seconds per step by op type, summed over TensorFlow's executor
@@ -22,14 +22,12 @@ bound for the convolutions that dominate the step.
 import argparse
 import os
 import sys
-import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.op_profile import matmul_gflops, op_seconds, print_op_table  # noqa: E402
+from benchmarks import step_profile  # noqa: E402
 
 from tf2 import hardware, precision as precision_lib  # noqa: E402
 from tf2.config import Config  # noqa: E402
@@ -49,16 +47,10 @@ def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False, 
   data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, size, size, 6]),
                                        tf.zeros([batch], tf.int64))).repeat()
   it, loop = iter(data), step.make_loop()
-  loop(it, tf.constant(1))  # trace and warm up
-  start = time.time()
-  loop(it, tf.constant(steps))
-  per_step = (time.time() - start) / steps
+  run_steps = lambda n: loop(it, tf.constant(n))
+  per_step = step_profile.seconds_per_step(run_steps, steps)
   if profile:
-    with tempfile.TemporaryDirectory() as logdir:
-      tf.profiler.experimental.start(logdir)
-      loop(it, tf.constant(2))
-      tf.profiler.experimental.stop()
-      print_op_table(op_seconds(logdir, 2), precision)
+    step_profile.profile_ops(run_steps, precision)
   return per_step
 
 
@@ -83,7 +75,7 @@ def main():
     print(choice.message, flush=True)
     precisions = [choice.precision]
   if args.profile:
-    print(f'float32 matmul 4096x4096: {matmul_gflops():.0f} GFLOP/s')
+    print(f'float32 matmul 4096x4096: {step_profile.matmul_gflops():.0f} GFLOP/s')
   for precision in precisions:
     s = seconds_per_step(precision, args.batch, args.steps, args.width, args.image_size,
                          args.profile, args.resnet_depth)

@@ -1,11 +1,13 @@
-"""Where a training step's time goes: op time by type from a tf.profiler trace, and the matmul rate.
+"""Timing a training step and where its time goes: op time by type from a tf.profiler trace.
 
 Shared by `train_step_speed.py` (ours) and `original_step_speed.py` (the
-original's step), so that both are read the same way.
+original's step), so that both are timed and read the same way. A step
+function here is `run_steps(n)`: one call that runs n training steps.
 """
 import collections
 import glob
 import os
+import tempfile
 import time
 
 import tensorflow as tf
@@ -49,3 +51,20 @@ def print_op_table(by_op, label, rows=12):
   print(f'op time per step (executor threads, {label}): {total:.2f} s')
   for op, sec in by_op.most_common(rows):
     print(f'  {sec:7.3f} s  {100 * sec / total:5.1f}%  {op}')
+
+
+def seconds_per_step(run_steps, steps):
+  """Wall seconds per step of `run_steps(steps)`, after a 1-step call that traces and warms up."""
+  run_steps(1)
+  start = time.time()
+  run_steps(steps)
+  return (time.time() - start) / steps
+
+
+def profile_ops(run_steps, label, steps=2):
+  """Traces `run_steps(steps)` with tf.profiler and prints its op table."""
+  with tempfile.TemporaryDirectory() as logdir:
+    tf.profiler.experimental.start(logdir)
+    run_steps(steps)
+    tf.profiler.experimental.stop()
+    print_op_table(op_seconds(logdir, steps), label)
