@@ -21,6 +21,19 @@ EMULATED_BF16_SLOWDOWN = ('about 57x slower than float32 per ResNet-18 training 
                           'on an AVX2-only AMD EPYC')
 
 
+def bf16_capped_out(hw):
+  """True on a bf16 CPU whose oneDNN is capped below its bf16 kernels (ONEDNN_MAX_CPU_ISA).
+
+  TensorFlow still routes bf16 convolutions to oneDNN there (the CPU has the
+  flag), and oneDNN, left without a kernel, fails them ("could not create a
+  primitive descriptor for the convolution"); measured with
+  ONEDNN_MAX_CPU_ISA=AVX2 on an avx512_bf16 AMD EPYC, TF 2.21.
+  """
+  return (hw.kind == 'cpu' and hw.cpu_flags is not None
+          and any(f in hw.cpu_flags for f in NATIVE_BF16_CPU_FLAGS)
+          and not any(f in hw.usable_cpu_flags for f in NATIVE_BF16_CPU_FLAGS))
+
+
 def native_bf16(hw):
   """(bool, reason): whether `hw` computes bf16 natively, and why we think so."""
   if hw.kind == 'tpu':
@@ -35,9 +48,9 @@ def native_bf16(hw):
   found = [f for f in NATIVE_BF16_CPU_FLAGS if f in hw.usable_cpu_flags]
   if found:
     return True, f'{hw.device} with {"/".join(found)}'
-  capped = [f for f in NATIVE_BF16_CPU_FLAGS if f in hw.cpu_flags]
-  if capped:
-    return False, (f'{hw.device} with {"/".join(capped)}, but ONEDNN_MAX_CPU_ISA='
+  if bf16_capped_out(hw):
+    flags = '/'.join(f for f in NATIVE_BF16_CPU_FLAGS if f in hw.cpu_flags)
+    return False, (f'{hw.device} with {flags}, but ONEDNN_MAX_CPU_ISA='
                    f'{hw.onednn_max_isa} keeps oneDNN from using it')
   return False, f'{hw.device} without {"/".join(NATIVE_BF16_CPU_FLAGS)}'
 
@@ -47,19 +60,6 @@ class Choice:
   precision: str
   message: str
   warning: bool = False
-
-
-def bf16_capped_out(hw):
-  """True on a bf16 CPU whose oneDNN is capped below its bf16 kernels (ONEDNN_MAX_CPU_ISA).
-
-  TensorFlow still routes bf16 convolutions to oneDNN there (the CPU has the
-  flag), and oneDNN, left without a kernel, fails them ("could not create a
-  primitive descriptor for the convolution"); measured with
-  ONEDNN_MAX_CPU_ISA=AVX2 on an avx512_bf16 AMD EPYC, TF 2.21.
-  """
-  return (hw.kind == 'cpu' and hw.cpu_flags is not None
-          and any(f in hw.cpu_flags for f in NATIVE_BF16_CPU_FLAGS)
-          and not any(f in hw.usable_cpu_flags for f in NATIVE_BF16_CPU_FLAGS))
 
 
 def choose(requested, hw, strict=False):
