@@ -122,9 +122,10 @@ def main():
 
   real_make_input_fn = input_pipeline.make_input_fn
 
-  def fixed_input_fn(source, config, is_training, split=None, global_batch_size=None):
+  def fixed_input_fn(source, config, is_training, split=None, global_batch_size=None,
+                     keep=None):
     if not (is_training and global_batch_size is None):
-      return real_make_input_fn(source, config, is_training, split, global_batch_size)
+      return real_make_input_fn(source, config, is_training, split, global_batch_size, keep)
 
     def input_fn(input_context):
       per_replica = input_context.get_per_replica_batch_size(config.train_batch_size)

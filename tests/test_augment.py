@@ -72,6 +72,22 @@ def test_train_views_shape_range_and_independence():
   assert not np.allclose(views[..., :3], views[..., 3:])
 
 
+def test_zero_jitter_strength_skips_colour_distortion_and_grayscale():
+  """As the original (colour distortion only for strength > 0): crops, resizes and flips of
+  a solid colour keep that colour exactly, so no view may change it; at strength 0.5 the
+  jitter (p 0.8) and grayscale (p 0.2) change most views."""
+  colour = np.array([0.9, 0.3, 0.1], np.float32)
+  image = tf.constant(np.broadcast_to(colour, (40, 48, 3)).copy())
+  changed = {}
+  for strength in (0.0, 0.5):
+    views = tf.function(lambda s=strength: augment.pretrain_views(image, 16, s, views=4))
+    out = np.concatenate([views().numpy() for _ in range(50)], -1)
+    pixels = out.reshape(-1, out.shape[-1] // 3, 3)
+    changed[strength] = int(np.sum(np.abs(pixels - colour).max(axis=(0, 2)) > 1e-4))
+  assert changed[0.0] == 0
+  assert changed[0.5] > 100  # Of 200 views: about 0.8 + 0.2 * 0.2 of them.
+
+
 def test_eval_center_crop_matches_independent_computation():
   rng = np.random.RandomState(1)
   image = rng.rand(100, 60, 3).astype(np.float32)

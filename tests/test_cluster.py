@@ -7,6 +7,7 @@ and bounds every wait with a timeout. Slow (~1-2 min each on 2 cores).
 import glob
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -20,6 +21,7 @@ from tf2.config import Config
 from tf2.runner import build_model
 from tf2.training import checkpointing
 from tf2.training.train_step import TrainStep
+from tf2.training.train_step import unpack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -88,8 +90,7 @@ def reference_step(model_dir, from_step):
   images = np.concatenate([b[0][from_step] for b in batches])
   labels = np.concatenate([b[1][from_step] for b in batches])
   dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-  metrics = trainer.make_loop()(iter(dataset), tf.constant(1))
-  return model, {k: float(v) for k, v in metrics.items()}
+  return model, unpack(trainer.make_loop()(iter(dataset), tf.constant(1)))[0]
 
 
 def assert_close_weights(got, want, rtol):
@@ -168,6 +169,32 @@ def test_a_killed_worker_stops_the_other_and_a_restart_resumes(tmp_path):
                   variables_of(tmp_path / 'weights_worker_1.npz')):
     np.testing.assert_array_equal(a, b)
   assert not glob.glob(os.path.join(model_dir, 'workertemp_*'))
+
+
+@pytest.mark.slow
+def test_workers_that_start_apart_with_default_pacing_run_the_same_calls(tmp_path):
+  """Default pacing sizes calls from each process's clock. Worker 1 starts 10 s after
+  worker 0 (whose first call then waits for it) and sleeps 1 s after every call (so
+  worker 0 measures its steps slower): their own proposals differ, and different call
+  lengths would leave collectives unmatched, a hang. Every worker must run the chief's."""
+  model_dir = str(tmp_path / 'run')
+  ports = free_ports(2)
+  spec = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+  flags = FLAGS + ['--steps_per_loop=0', '--log_every_secs=5', '--train_steps=40',
+                   '--checkpoint_steps=40', '--mode=train', f'--model_dir={model_dir}']
+  procs = [harness.start(tmp_path, flags, {'cluster': spec, 'task': {'type': 'worker',
+                                                                     'index': 0}})]
+  time.sleep(10)
+  procs.append(harness.start(tmp_path, flags, {'cluster': spec, 'task': {'type': 'worker',
+                                                                         'index': 1}},
+                             SIMCLR_TEST_STEP_SECONDS=1.0))
+  assert harness.wait_all(procs, 200) == [0, 0], logs(procs)
+  logged = [[int(m) for m in re.findall(r'step (\d+)/40 ', harness.output(p))] for p in procs]
+  assert logged[0] == logged[1] and logged[0][-1] == 40, logged
+  assert max(b - a for a, b in zip(logged[0], logged[0][1:])) > 1, logged  # Paced, not 1 by 1.
+  for a, b in zip(variables_of(tmp_path / 'weights_worker_0.npz'),
+                  variables_of(tmp_path / 'weights_worker_1.npz')):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_roles_follow_tensorflows_chief_convention():

@@ -143,6 +143,20 @@ def test_tfds_through_mock_data(tmp_path):
     assert image.shape == (32, 32, 3) and 0 <= int(label) < 10
 
 
+def test_tfds_sample_reads_the_kept_positions_decoded(real_cifar10):
+  """A sample of a TFDS split skips decoding the rest and yields exactly the examples at
+  the kept positions of the full read, decoded as the full read decodes them."""
+  source = datasets.build_source('cifar10', real_cifar10, ['test[:200]'])
+  full = [(image.numpy(), int(label)) for image, label in source.read('test[:200]')]
+  keep = np.zeros(200, bool)
+  keep[[0, 7, 99, 150, 199]] = True
+  sampled = list(source.read('test[:200]', keep=keep))
+  assert len(sampled) == 5 and source.labels('test[:200]') is None
+  for (image, label), position in zip(sampled, np.flatnonzero(keep)):
+    np.testing.assert_array_equal(image.numpy(), full[position][0])
+    assert int(label) == full[position][1]
+
+
 def test_tfds_errors_fail_fast_without_downloading(tmp_path):
   with pytest.raises(datasets.DatasetError, match='does not know a dataset'):
     datasets.build_source('no_such_dataset_xyz', str(tmp_path), ['train'])

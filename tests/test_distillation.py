@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import doc_commands
 from imagenet_subsets import make
 from test_run import parse
 from test_train_step import make_batch, randomized_initial_weights
@@ -16,6 +17,7 @@ from tf2.models.model import SimCLRModel
 from tf2.training import distillation
 from tf2.training.optimizers import build_optimizer
 from tf2.training.train_step import TrainStep
+from tf2.training.train_step import unpack
 
 
 def softmax(x):
@@ -59,7 +61,7 @@ def distill_step(strategy, initial, teacher_weights, batch):
   step = TrainStep(DISTILL, model, optimizer, strategy, teacher)
   step.build_optimizer_state()
   ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat())
-  return model, teacher, {k: float(v) for k, v in step.make_loop()(iter(ds), 1).items()}
+  return model, teacher, unpack(step.make_loop()(iter(ds), 1))[0]
 
 
 @pytest.mark.slow
@@ -169,20 +171,15 @@ def test_teacher_errors_come_before_training(teacher_dir, tmp_path):
 
 
 def readme_recipe():
-  """The four lines of the README's semi-supervised recipe, as written there."""
-  with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         'README.md')) as f:
-    text = f.read()
-  block = text[text.index('## Semi-supervised learning'):]
-  block = block[block.index('```\n') + 4:]
-  lines = block[:block.index('```')].strip().split('\n')
+  """The four lines of the semi-supervised recipe, as docs/semi_supervised.md writes them."""
+  lines = doc_commands.shell_lines(doc_commands.section('semi_supervised.md', 'The recipe'))
   assert len(lines) == 4 and lines[0].startswith('python -m imagenet_subsets.make')
   return lines
 
 
 def test_readme_recipe_on_real_cifar10(real_cifar10, tmp_path):
-  """pretrain -> fine-tune on a 1% subset from projection layer 1 -> distil, as the README
-  writes them, shortened (steps, batch, width, eval) and pointed at temporary paths."""
+  """pretrain -> fine-tune on a 1% subset from projection layer 1 -> distil, as the docs
+  write them, shortened (steps, batch, width, eval) and pointed at temporary paths."""
   shorten = (' --train_steps=2 --train_batch_size=10 --eval_batch_size=500 --eval_steps=1 '
              '--resnet_base_width=8 --checkpoint_steps=1 --train_summary_steps=0')
   lines = [line.replace('/tmp/simclr_v2', f'{tmp_path}/simclr_v2').replace(

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf2.config import Config
 from tf2.data.datasets import array_source
+from tf2.data.datasets import build_source
 from tf2.evaluation import features, knn
 from tf2.models.model import SimCLRModel
 
@@ -61,5 +62,39 @@ def test_features_from_8_replicas_equal_one_device(strategy8, rng):
                    return_endpoints=True)['final_avg_pool'].numpy()
   np.testing.assert_allclose(x[np.argsort(y)], expected, atol=1e-5)
   assert float(np.std(expected)) > 1e-3
-  x10, y10 = features.split_features(model, strategy8, source, config, 'train', limit=10)
+  x10, y10 = features.split_features(model, strategy8, source, config, 'train', sample=10,
+                                     seed=3)
   assert x10.shape == (10, x.shape[1]) and len(set(y10.tolist())) == 10
+  np.testing.assert_allclose(x10, expected[y10], atol=1e-5)
+  assert max(y10) > 10  # Drawn over the split, not its first ten.
+
+
+COLOURS = [(230, 20, 20), (20, 230, 20), (20, 20, 230), (230, 230, 20)]
+
+
+def solid_colour_folder(root, per_class):
+  """root/<split>/<class>/*.png: one solid colour per class, listed class by class."""
+  for split, count in per_class.items():
+    for index, colour in enumerate(COLOURS):
+      directory = root / split / f'class_{index}'
+      directory.mkdir(parents=True)
+      image = tf.io.encode_png(tf.constant(np.full((16, 16, 3), colour, np.uint8)))
+      for i in range(count):
+        tf.io.write_file(str(directory / f'{i:03d}.png'), image)
+
+
+def test_bank_of_a_class_sorted_folder_holds_every_class(tmp_path):
+  """A folder reads class by class: a bank of its first 60 images would be class 0 alone
+  and the kNN top-1 chance (0.25). The bank is a sample spread over the split: every class
+  in proportion, and any encoder tells solid colours apart."""
+  solid_colour_folder(tmp_path, {'train': 60, 'test': 5})
+  source = build_source(str(tmp_path), None, ['train', 'test'])
+  config = Config(resnet_depth=18, resnet_base_width=8, image_size=16, eval_batch_size=32,
+                  use_tpu=False, train_split='train', eval_split='test', knn_bank_size=60,
+                  knn_k=5)
+  strategy = tf.distribute.get_strategy()
+  model = SimCLRModel(config, 4).build_for()
+  _, bank_y = features.split_features(model, strategy, source, config, 'train', sample=60)
+  assert np.bincount(bank_y).tolist() == [15, 15, 15, 15]
+  result = knn.knn_accuracy(config, model, strategy, source, step=0)
+  assert result[knn.KNN_TOP_1] == 1.0 and result['eval/knn_bank_size'] == 60

@@ -113,6 +113,52 @@ def test_checkpoints_at_the_interval_and_summaries(source, tmp_path):
   assert training.train(CONFIG, model, optimizer, strategy, source, str(tmp_path)) == 4
 
 
+def summary_steps(directory, tag='train/total_loss'):
+  steps = []
+  for name in sorted(os.listdir(directory)):
+    if name.startswith('events.out.tfevents'):
+      for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+        steps += [event.step for value in event.summary.value if value.tag == tag]
+  return sorted(steps)
+
+
+def test_steps_per_loop_wins_over_a_shorter_summary_interval(source, tmp_path):
+  """--steps_per_loop=30 with summaries every 10 steps: two calls of 30 steps (the
+  original's loop writes its summaries once per loop), a summary after each."""
+  config = CONFIG.replace(train_steps=60, checkpoint_steps=60, steps_per_loop=30,
+                          train_summary_steps=10)
+  model, optimizer, strategy = build(config)
+  ends = []
+  training.train(config, model, optimizer, strategy, source, str(tmp_path),
+                 on_loop_end=ends.append)
+  assert ends == [30, 60]
+  assert summary_steps(tmp_path) == [30, 60]
+
+
+def test_paced_calls_stop_at_summary_boundaries(source, tmp_path):
+  config = CONFIG.replace(train_steps=12, checkpoint_steps=12, train_summary_steps=5,
+                          log_every_secs=1000)
+  model, optimizer, strategy = build(config)
+  ends = []
+  training.train(config, model, optimizer, strategy, source, str(tmp_path),
+                 on_loop_end=ends.append)
+  assert ends == [1, 5, 10, 12]  # One traced step, then up to each boundary.
+  assert summary_steps(tmp_path) == [5, 10, 12]
+
+
+def test_weights_are_read_on_the_host_only_when_the_device_flag_says_non_finite(
+    source, tmp_path, monkeypatch):
+  """Each call returns one all-finite flag computed on the device; the host reads the
+  variables (hundreds of remote reads on a TPU) only to name a bad one."""
+  reads = []
+  real = training.nonfinite
+  monkeypatch.setattr(training, 'nonfinite', lambda variables: reads.append(1) or real(variables))
+  config = CONFIG.replace(steps_per_loop=1)
+  model, optimizer, strategy = build(config)
+  assert training.train(config, model, optimizer, strategy, source, str(tmp_path)) == 4
+  assert not reads
+
+
 def test_resuming_into_another_architecture_is_refused(source, tmp_path):
   model, optimizer, strategy = build(CONFIG.replace(train_steps=2))
   training.train(CONFIG.replace(train_steps=2), model, optimizer, strategy, source,

@@ -112,3 +112,23 @@ def test_gradient_through_gather_matches_single_device(strategy8, rng):
   grads = run(per_replica_slices(strategy8, var_values))
   got = np.concatenate([g.numpy() for g in strategy8.experimental_local_results(grads)])
   np.testing.assert_allclose(got, expected[idx], atol=1e-6)
+
+
+def test_gather_is_an_all_reduce_not_all_gather(strategy8, rng, monkeypatch):
+  """`ReplicaContext.all_gather` lowers to CollectiveGatherV2, which XLA on GPUs cannot
+  compile; the gather must be the original's all-reduce of one-hot slots, and give every
+  replica the replicas' embeddings in replica order."""
+  def refuse(*args, **kwargs):
+    raise AssertionError('all_gather used: it lowers to CollectiveGatherV2')
+  monkeypatch.setattr(tf.distribute.ReplicaContext, 'all_gather', refuse)
+  replicas, local, dim = strategy8.num_replicas_in_sync, 3, 5
+  values = rng.randn(replicas * local, dim).astype(np.float32)
+
+  @tf.function
+  def run(x):
+    return strategy8.run(nt_xent.cross_replica_concat, (x,))
+
+  gathered = run(per_replica_slices(strategy8, values))
+  for got in strategy8.experimental_local_results(gathered):
+    assert got.shape == (replicas * local, dim)
+    np.testing.assert_array_equal(got.numpy(), values)

@@ -22,8 +22,9 @@ class FakeTraining:
 
 
 def make(step_seconds, tracing, train_steps=1000, boundaries=(500, 100), **kwargs):
+  """`boundaries`: (checkpoint steps, summary steps)."""
   clock = [0.0]
-  pacer = LoopPacer(train_steps, boundaries, clock=lambda: clock[0], **kwargs)
+  pacer = LoopPacer(train_steps, *boundaries, clock=lambda: clock[0], **kwargs)
   return FakeTraining(pacer, clock, step_seconds, tracing), pacer
 
 
@@ -57,7 +58,7 @@ def test_calls_never_cross_checkpoint_or_summary_boundaries():
 
 
 def test_the_pace_follows_a_change_of_speed():
-  sim, pacer = make(step_seconds=1.0, tracing=0.0, train_steps=10000, boundaries=())
+  sim, pacer = make(step_seconds=1.0, tracing=0.0, train_steps=10000, boundaries=(0, 0))
   step = 0
   for _ in range(4):
     stop = pacer.next_stop(step)
@@ -74,12 +75,22 @@ def test_the_pace_follows_a_change_of_speed():
 
 
 def test_fixed_steps_per_loop_wins():
-  sim, _ = make(step_seconds=3.0, tracing=20.0, train_steps=100, boundaries=(50,),
+  sim, _ = make(step_seconds=3.0, tracing=20.0, train_steps=100, boundaries=(50, 0),
                 fixed_steps=20)
   assert [stop for _, stop, _ in sim.run()] == [20, 40, 50, 70, 90, 100]
 
 
+def test_fixed_steps_per_loop_wins_over_a_shorter_summary_interval():
+  """Only checkpoints and the last step shorten a fixed-length call, not summaries."""
+  sim, _ = make(step_seconds=0.1, tracing=1.0, train_steps=60, boundaries=(60, 10),
+                fixed_steps=30)
+  assert [stop for _, stop, _ in sim.run()] == [30, 60]
+  sim, _ = make(step_seconds=0.1, tracing=1.0, train_steps=100, boundaries=(40, 10),
+                fixed_steps=30)
+  assert [stop for _, stop, _ in sim.run()] == [30, 40, 70, 80, 100]
+
+
 def test_no_target_runs_boundary_to_boundary():
-  sim, _ = make(step_seconds=3.0, tracing=20.0, train_steps=100, boundaries=(30,),
+  sim, _ = make(step_seconds=3.0, tracing=20.0, train_steps=100, boundaries=(30, 0),
                 target_seconds=0)
   assert [stop for _, stop, _ in sim.run()] == [30, 60, 90, 100]

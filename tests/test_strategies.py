@@ -31,3 +31,20 @@ def test_cpu_default_strategy():
   strategy = strategies.make_strategy(Config(use_tpu=False), environ={})
   assert strategy.num_replicas_in_sync == 1
   assert strategy is tf.distribute.get_strategy()
+
+
+def test_xla_with_several_cpu_replicas_is_refused_with_the_reason(strategy8):
+  strategies.check_jit_compile(strategy8, jit_compile=False)
+  strategies.check_jit_compile(tf.distribute.get_strategy(), jit_compile=True)
+  with pytest.raises(strategies.StrategyError, match='8 replicas on CPU.*--jit_compile=False'):
+    strategies.check_jit_compile(strategy8, jit_compile=True)
+  # The reason: a jit-compiled replica step that reads a mirrored variable fails there.
+  with strategy8.scope():
+    v = tf.Variable(1.0)
+
+  @tf.function
+  def run():
+    return strategy8.run(tf.function(lambda: v * 2.0, jit_compile=True))
+
+  with pytest.raises(Exception, match='Trying to access resource'):
+    run()

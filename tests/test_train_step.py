@@ -7,6 +7,7 @@ from tf2.config import Config
 from tf2.models.model import SimCLRModel
 from tf2.training.optimizers import build_optimizer
 from tf2.training.train_step import TrainStep
+from tf2.training.train_step import unpack
 
 CFG = Config(resnet_depth=18, resnet_base_width=16, image_size=16, train_batch_size=16,
              use_blur=False,
@@ -31,8 +32,9 @@ def one_step(cfg, strategy, initial_weights, batch):
   step = TrainStep(cfg, model, optimizer, strategy)
   step.build_optimizer_state()
   ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat())
-  metrics = step.make_loop()(iter(ds), tf.constant(1))
-  return model, {k: float(v) for k, v in metrics.items()}
+  metrics, steps, finite = unpack(step.make_loop()(iter(ds), tf.constant(1)))
+  assert steps == 1 and finite
+  return model, metrics
 
 
 def randomized_initial_weights(cfg, seed=5):

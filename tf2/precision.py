@@ -1,14 +1,18 @@
-"""Choosing the precision: `--precision=auto` and the warning for emulated bf16.
+"""Choosing the precision: `--precision=auto` and the warnings for slow bf16.
 
-bf16 compute (`mixed_bfloat16`) is fast only where the hardware has it
-natively: TPUs, GPUs of compute capability 8.0 or more, CPUs with
-`avx512_bf16` or `amx_bf16`. Elsewhere it is emulated: a ResNet-18 CIFAR
-training step ran 57x slower than float32 on an AVX2-only AMD EPYC. `auto`
-picks mixed_bfloat16 where bf16 is native and float32 otherwise (float16 with
-loss scaling is not offered). An explicit `mixed_bfloat16` without native
-bf16 is logged as a warning naming the device, or refused with
-`--strict_precision`. With oneDNN capped below the CPU's bf16 kernels
-(`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16 is refused.
+bf16 compute (`mixed_bfloat16`) is native on TPUs, GPUs of compute
+capability 8.0 or more and CPUs with `avx512_bf16` or `amx_bf16`; elsewhere
+it is emulated and many times slower than float32. Native is not always
+faster on CPUs: bf16 beat float32 on an AMD EPYC with avx512_bf16 but lost
+to it on an Intel Xeon with the same flags and no AMX (figures in
+docs/performance.md). So `auto` picks mixed_bfloat16 on TPUs, on GPUs from
+compute capability 8.0, and on CPUs with AMX or AMD CPUs with avx512_bf16;
+float32 everywhere else (float16 with loss scaling is not offered). An
+explicit `mixed_bfloat16` where bf16 is emulated is logged as a warning
+naming the device, or refused with `--strict_precision`; where it is native
+but was measured slower, it is a warning. With oneDNN capped below the CPU's
+bf16 kernels (`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16
+is refused.
 """
 import dataclasses
 
@@ -17,8 +21,7 @@ from absl import logging
 from tf2.config import ConfigError
 
 NATIVE_BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
-EMULATED_BF16_SLOWDOWN = ('about 57x slower than float32 per ResNet-18 training step, measured '
-                          'on an AVX2-only AMD EPYC')
+PERFORMANCE_PAGE = 'docs/performance.md'
 
 
 def bf16_capped_out(hw):
@@ -55,6 +58,23 @@ def native_bf16(hw):
   return False, f'{hw.device} without {"/".join(NATIVE_BF16_CPU_FLAGS)}'
 
 
+def bf16_faster(hw):
+  """(bool, reason): whether bf16 is expected to beat float32 on `hw` (what `auto` follows).
+
+  On CPUs that is AMX, or avx512_bf16 on AMD; avx512_bf16 without AMX on
+  other CPUs (Intel) was measured slower than float32.
+  """
+  native, reason = native_bf16(hw)
+  if not native or hw.kind != 'cpu':
+    return native, reason
+  if 'amx_bf16' in hw.usable_cpu_flags:
+    return True, reason
+  if 'AMD' in hw.cpu_model.upper():
+    return True, f'{reason}: bf16 measured faster than float32 on AMD CPUs with it'
+  return False, (f'{reason} but without amx_bf16: bf16 measured slower than float32 on '
+                 f'such CPUs ({PERFORMANCE_PAGE})')
+
+
 @dataclasses.dataclass(frozen=True)
 class Choice:
   precision: str
@@ -75,16 +95,20 @@ def choose(requested, hw, strict=False):
         'oneDNN, which then has no kernel for them and fails ("could not create a primitive '
         'descriptor"). Unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE_BF16 or higher), or '
         'use --precision=float32 or --precision=auto.')
+  faster, fast_reason = bf16_faster(hw)
   if requested == 'auto':
-    precision = 'mixed_bfloat16' if native else 'float32'
-    return Choice(precision, f'precision {precision} (auto: {reason})')
+    precision = 'mixed_bfloat16' if faster else 'float32'
+    return Choice(precision, f'precision {precision} (auto: {fast_reason})')
   if requested == 'mixed_bfloat16' and not native:
     message = (f'--precision=mixed_bfloat16 on {reason}: bf16 will be emulated, expect it to be '
-               f'far slower than float32 ({EMULATED_BF16_SLOWDOWN}). Use --precision=float32 '
+               f'many times slower than float32 ({PERFORMANCE_PAGE}). Use --precision=float32 '
                'or --precision=auto.')
     if strict:
       raise ConfigError(message + ' (refused because --strict_precision=True)')
     return Choice(requested, message, warning=True)
+  if requested == 'mixed_bfloat16' and not faster:
+    return Choice(requested, f'--precision=mixed_bfloat16 on {fast_reason}. Use '
+                  '--precision=float32 or --precision=auto for speed.', warning=True)
   return Choice(requested, f'precision {requested} (as requested; {reason})')
 
 

@@ -219,6 +219,7 @@ def _run(config, strategy, read_dir):
   read from `read_dir` (the chief's model_dir)."""
   config = precision.resolve(config, hardware.detect(strategy))
   replicas = strategy.num_replicas_in_sync
+  strategies.check_jit_compile(strategy, config.jit_compile)
   for name in ('train_batch_size', 'eval_batch_size'):
     if getattr(config, name) % replicas:
       raise ConfigError(f'--{name}={getattr(config, name)} must be a multiple of the number '

@@ -18,6 +18,28 @@ class StrategyError(RuntimeError):
   """The requested devices cannot be used."""
 
 
+def check_jit_compile(strategy, jit_compile):
+  """Refuses XLA for several replicas on CPUs, where it cannot run.
+
+  A jit-compiled replica step under MirroredStrategy over CPU devices fails
+  ("Trying to access resource ... located in device CPU:1 from device
+  CPU:0"): XLA's CPU backend compiles for one device. On GPUs and TPUs the
+  step compiles with one all-reduce per gather (`nt_xent.cross_replica_concat`).
+  """
+  if not jit_compile or strategy.num_replicas_in_sync == 1:
+    return
+  try:
+    devices = list(strategy.extended.worker_devices)
+  except RuntimeError:  # The default strategy.
+    return
+  if devices and all('CPU' in d.upper().rsplit('/', 1)[-1] for d in devices):
+    raise StrategyError(
+        f'--jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPU devices: '
+        'XLA compiles a replica step for a single CPU device and cannot run one whose '
+        'variables live on the other replicas\' devices. Use --jit_compile=False (XLA is for '
+        'GPUs and TPUs), or train on one replica.')
+
+
 def tpu_strategy(tpu_name=None, tpu_zone=None, gcp_project=None, master=None):
   target = master or tpu_name
   try:

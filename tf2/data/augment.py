@@ -165,7 +165,11 @@ def preprocess(image, image_size, is_training, color_distort, strength=1.0,
 
 
 def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2):
-  """`views` independent augmentations stacked on the channel axis: [H, W, 3 * views]."""
+  """`views` independent augmentations stacked on the channel axis: [H, W, 3 * views].
+
+  Strength 0 skips colour distortion altogether, random grayscale included
+  (the original's `preprocess_for_train` tests `color_jitter_strength > 0`).
+  """
   image = to_float_rgb(image)
-  return tf.concat([preprocess_for_train(image, image_size, image_size, True, strength, impl)
-                    for _ in range(views)], -1)
+  return tf.concat([preprocess_for_train(image, image_size, image_size, strength > 0, strength,
+                                         impl) for _ in range(views)], -1)

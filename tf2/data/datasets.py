@@ -46,18 +46,37 @@ class DatasetError(ValueError):
 
 @dataclasses.dataclass
 class DatasetSource:
-  """A dataset's metadata and a reader `read(split, input_context, shuffle_files)`."""
+  """A dataset's metadata and a reader `read(split, input_context, shuffle_files, keep)`."""
   name: str
   num_classes: int
   split_sizes: dict
   reader: Callable
   skipped_files: tuple = ()
+  # Per split, the labels in reading order where known without reading the data
+  # (folders, arrays), so that samples can be stratified by class.
+  split_labels: Optional[dict] = None
 
   def num_examples(self, split):
     return self.split_sizes[split]
 
-  def read(self, split, input_context=None, shuffle_files=False):
-    return self.reader(split, input_context, shuffle_files)
+  def labels(self, split):
+    """The split's labels in reading order, or None if they are not known up front."""
+    return None if self.split_labels is None else self.split_labels.get(split)
+
+  def read(self, split, input_context=None, shuffle_files=False, keep=None):
+    """`keep`: a boolean mask over the split's positions (`sampling.spread_sample`); only
+    those examples are read (and decoded)."""
+    return self.reader(split, input_context, shuffle_files, keep)
+
+
+def keep_positions(ds, keep):
+  """The elements of `ds` at the positions where `keep` is True (before any decoding)."""
+  if keep is None:
+    return ds
+  mask = tf.constant(np.asarray(keep, bool))
+  last = len(keep) - 1
+  return ds.enumerate().filter(lambda i, _: (i <= last) & mask[tf.minimum(i, last)]).map(
+      lambda _, x: x)
 
 
 def parse_subset_split(split):
@@ -95,22 +114,27 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
 
   resolved = {split: parse_subset_split(split) for split in splits}
 
-  def reader(split, input_context=None, shuffle_files=False):
+  def reader(split, input_context=None, shuffle_files=False, keep=None):
     base, subset_path = resolved[split]
     read_config = tfds.ReadConfig(interleave_cycle_length=32, interleave_block_length=1,
                                   input_context=input_context)
-    # A subset is filtered before its images are decoded: a 1% list would
-    # otherwise decode the whole split to keep one image in a hundred.
-    decoders = None if subset_path is None else {'image': tfds.decode.SkipDecoding()}
+    # Subsets and samples are filtered before their images are decoded: a 1%
+    # list would otherwise decode the whole split to keep one image in a hundred.
+    lazy = subset_path is not None or keep is not None
+    decoders = {'image': tfds.decode.SkipDecoding()} if lazy else None
     try:
       ds = builder.as_dataset(split=base, shuffle_files=shuffle_files, decoders=decoders,
-                              read_config=read_config, as_supervised=subset_path is None)
+                              read_config=read_config, as_supervised=not lazy)
     except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as e:
       raise not_prepared_error(name, builder.data_dir) from e
     except ValueError as e:
       raise DatasetError(f'Split {base!r} of {name}: {e}') from e
     if subset_path is not None:
       ds = filter_by_file_name(ds, read_subset_list(subset_path), example_key(builder))
+    if lazy:
+      # Positions count within this input pipeline's files: with several hosts each
+      # keeps its share of the sample, about len(keep) / hosts of its examples.
+      ds = keep_positions(ds, keep)
       image = builder.info.features['image']
       ds = ds.map(lambda x: (image.decode_example(x['image']), x['label']),
                   num_parallel_calls=tf.data.AUTOTUNE)
@@ -305,10 +329,10 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
   if skipped:
     logging.warning('Skipped %d unreadable image file(s) in %s.', len(skipped), root)
 
-  def reader(split, input_context=None, shuffle_files=False):
+  def reader(split, input_context=None, shuffle_files=False, keep=None):
     paths, labels = scanned[split]
-    ds = shard(tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int64))),
-               input_context)
+    ds = shard(keep_positions(tf.data.Dataset.from_tensor_slices(
+        (paths, np.array(labels, np.int64))), keep), input_context)
     if shuffle_files:
       ds = ds.shuffle(len(paths), reshuffle_each_iteration=True)
     ds = ds.map(lambda p, l: (decode_image(tf.io.read_file(p)), l),
@@ -318,7 +342,8 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
     return ds
 
   return DatasetSource(root, len(class_names or []), {s: len(v[0]) for s, v in scanned.items()},
-                       reader, tuple(skipped))
+                       reader, tuple(skipped),
+                       {s: np.array(v[1], np.int64) for s, v in scanned.items()})
 
 
 def decode_jpeg(data):
@@ -349,12 +374,13 @@ def decode_image(data):
 def array_source(name, splits: dict, num_classes) -> DatasetSource:
   """`splits` maps a split name to (uint8 images [N, H, W, 3], int labels [N])."""
 
-  def reader(split, input_context=None, shuffle_files=False):
+  def reader(split, input_context=None, shuffle_files=False, keep=None):
     images, labels = splits[split]
-    return shard(tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int64))),
-                 input_context)
+    return shard(keep_positions(tf.data.Dataset.from_tensor_slices(
+        (images, np.asarray(labels, np.int64))), keep), input_context)
 
-  return DatasetSource(name, num_classes, {s: len(v[1]) for s, v in splits.items()}, reader)
+  return DatasetSource(name, num_classes, {s: len(v[1]) for s, v in splits.items()}, reader,
+                       split_labels={s: np.asarray(v[1], np.int64) for s, v in splits.items()})
 
 
 def build_source(dataset, data_dir, splits, strict=False,

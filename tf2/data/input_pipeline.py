@@ -27,7 +27,8 @@ def preprocess_fn(config, is_training):
                            is_training=is_training, color_distort=False)
 
 
-def make_input_fn(source, config, is_training, split=None, global_batch_size=None):
+def make_input_fn(source, config, is_training, split=None, global_batch_size=None, keep=None):
+  """`keep`: read only these positions of the split (a mask, `tf2/data/sampling.py`)."""
   split = split or (config.train_split if is_training else config.eval_split)
   global_batch_size = global_batch_size or (
       config.train_batch_size if is_training else config.eval_batch_size)
@@ -36,7 +37,7 @@ def make_input_fn(source, config, is_training, split=None, global_batch_size=Non
   def input_fn(input_context=None):
     batch_size = (input_context.get_per_replica_batch_size(global_batch_size)
                   if input_context else global_batch_size)
-    ds = source.read(split, input_context, shuffle_files=is_training)
+    ds = source.read(split, input_context, shuffle_files=is_training, keep=keep)
     if config.cache_dataset:
       ds = ds.cache()
     if is_training:

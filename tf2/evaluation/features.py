@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf2.data import input_pipeline
+from tf2.data import sampling
 
 
 def pad_batch(images, labels, size, label_dtype=tf.int64):
@@ -57,26 +58,30 @@ def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
   return step
 
 
-def split_features(model, strategy, source, config, split, limit=0, key='final_avg_pool'):
+def split_features(model, strategy, source, config, split, sample=0, seed=0,
+                   key='final_avg_pool'):
   """(features [N, D] float32, labels [N] int64) of `split` with eval preprocessing.
 
-  `limit` > 0 keeps the first `limit` examples (the rest is not computed).
+  `sample` > 0: only a seeded sample of that many examples spread over the
+  whole split (`tf2/data/sampling.py`; the rest is neither decoded nor
+  computed), not the first ones in reading order, which in a folder are the
+  first classes.
   """
+  keep = None
+  if 0 < sample < source.num_examples(split):
+    keep = sampling.spread_sample(source.num_examples(split), sample, seed,
+                                  source.labels(split))
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False,
-                                               split=split)
+                                               split=split, keep=keep)
   per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
   step = cached_step(model, ('features', strategy, per_replica_batch, key),
                      lambda: make_feature_step(model, strategy, per_replica_batch, key))
-  xs, ys, total = [], [], 0
+  xs, ys = [], []
   for images, labels in dataset:
     features, labels, valid = (x.numpy() for x in step(images, labels))
     valid = valid.astype(bool)
     xs.append(features[valid])
     ys.append(labels[valid])
-    total += int(valid.sum())
-    if limit and total >= limit:
-      break
   if not xs:
     return np.zeros([0, 0], np.float32), np.zeros([0], np.int64)
-  x, y = np.concatenate(xs), np.concatenate(ys)
-  return (x[:limit], y[:limit]) if limit else (x, y)
+  return np.concatenate(xs), np.concatenate(ys)

@@ -5,9 +5,11 @@ Non-Parametric Instance Discrimination", eq. 8), as used by solo-learn and
 lightly to follow self-supervised training without training a classifier:
 features are L2-normalised, each query's k most cosine-similar bank entries
 vote for their class with weight exp(similarity / temperature), and the class
-with the largest total wins. Queries are the eval split and the bank is (the
-first `knn_bank_size` examples of) the train split, both eval-preprocessed,
-as `final_avg_pool` features gathered from every replica.
+with the largest total wins. Queries are the eval split and the bank is the
+train split, or a seeded sample of `knn_bank_size` of its examples spread over
+the whole split (stratified by class where labels are known up front; the same
+bank at every checkpoint), both eval-preprocessed, as `final_avg_pool`
+features gathered from every replica.
 """
 import time
 
@@ -18,6 +20,7 @@ import tensorflow as tf
 from tf2.evaluation import features as features_lib
 
 KNN_TOP_1 = 'eval/knn_top_1'
+BANK_SEED = 0  # Fixed: every checkpoint is scored against the same bank.
 
 
 def knn_predict(queries, bank, bank_labels, num_classes, k=200, temperature=0.1, chunk=1024):
@@ -40,7 +43,8 @@ def knn_accuracy(config, model, strategy, source, step):
   """{'eval/knn_top_1': accuracy, ...} of `model`'s features; logs the figure and its cost."""
   start = time.time()
   bank_x, bank_y = features_lib.split_features(model, strategy, source, config,
-                                               config.train_split, limit=config.knn_bank_size)
+                                               config.train_split, sample=config.knn_bank_size,
+                                               seed=BANK_SEED)
   query_x, query_y = features_lib.split_features(model, strategy, source, config,
                                                  config.eval_split)
   predictions = knn_predict(query_x, bank_x, bank_y, source.num_classes, config.knn_k,

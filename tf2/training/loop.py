@@ -2,14 +2,17 @@
 
 Steps run in multi-step `tf.function` calls (`tf.range`, one host round trip
 per call) whose length `tf2/training/pacing.py` chooses: `--steps_per_loop`,
-or as many steps as fit in `--log_every_secs`. After each call the mean
-metrics go to the log (with images/s and time left) and to TensorBoard (with
-the learning rate); the first call's tracing time is logged once; and a
-checkpoint is written every `checkpoint_steps` and at the end. An interrupt
+or as many steps as fit in `--log_every_secs`; every worker runs the chief's
+choice. After each call the mean metrics go to the log (with images/s and
+time left), and to TensorBoard (with the learning rate) when the call reached
+or passed a multiple of `--train_summary_steps`; the first call's tracing
+time is logged once; and a checkpoint is written every `checkpoint_steps` and
+at the end. An interrupt
 (Ctrl-C, or SIGTERM as sent on preemption) saves a checkpoint of the last
 completed step before the run stops, so a restart loses nothing. A loss or a
-weight that becomes NaN or infinite stops the run before anything is saved,
-naming the steps and the last (intact) checkpoint.
+weight that becomes NaN or infinite (one flag computed on the device inside
+each call) stops the run before anything is saved, naming the steps, the
+first bad weight and the last (intact) checkpoint.
 """
 import dataclasses
 import math
@@ -24,6 +27,7 @@ from tf2.training import lr_schedule
 from tf2.training.pacing import LoopPacer
 from tf2.training.progress import Progress
 from tf2.training.train_step import TrainStep
+from tf2.training.train_step import unpack
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,28 +153,30 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   if on_checkpoint is not None and step == 0:
     on_checkpoint(step)
   progress = Progress(plan.train_steps, config.train_batch_size, step)
-  pacer = LoopPacer(plan.train_steps, (plan.checkpoint_steps, config.train_summary_steps),
+  pacer = LoopPacer(plan.train_steps, plan.checkpoint_steps, config.train_summary_steps,
                     config.log_every_secs, plan.loop_steps)
   previous_handler = _install_sigterm_handler()
   try:
     while step < plan.train_steps:
-      stop = pacer.next_stop(step)
-      metrics = {k: float(v) for k, v in loop(iterator, tf.constant(stop - step)).items()}
-      pacer.finished(stop - step)
-      bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(model.variables)
-      if not math.isfinite(metrics['total_loss']) or bad:
-        what = (f'The loss became {metrics["total_loss"]}' if not bad else
-                f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})')
+      # The call runs the chief's proposal (the same steps on every worker).
+      metrics, ran, finite = unpack(loop(iterator, tf.constant(pacer.next_stop(step) - step)))
+      pacer.finished(ran)
+      stop = step + ran
+      if not math.isfinite(metrics['total_loss']) or not finite:
+        # Only now are the variables read on the host, to name the first bad one.
+        bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(model.variables)
+        what = (f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})' if bad else
+                f'The loss became {metrics["total_loss"]}')
         raise FloatingPointError(
             f'{what} between steps {step} and {stop}; nothing of it was saved, and the last '
             f'checkpoint ({manager.latest_checkpoint or "none yet"}) is intact. Lower '
             '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
-      step = int(optimizer.iterations.numpy())
+      previous, step = step, int(optimizer.iterations.numpy())
       logging.info('%s', progress.line(step, metrics, first=pacer.calls == 1))
       if pacer.calls == 2 and pacer.tracing_seconds is not None:
         logging.info('Tracing and compilation took %.1f s (the first call less one steady '
                      'step); images/s excludes it.', pacer.tracing_seconds)
-      if config.train_summary_steps > 0:
+      if summary_due(previous, step, config.train_summary_steps, plan.train_steps):
         with writer.as_default():
           for name, value in metrics.items():
             tf.summary.scalar(f'train/{name}', value, step=step)
@@ -195,6 +201,12 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
   return step
+
+
+def summary_due(previous, step, every, train_steps):
+  """Whether the call from `previous` to `step` reached or passed a multiple of `every`
+  (--train_summary_steps; 0: never), or ended training."""
+  return every > 0 and (step // every > previous // every or step >= train_steps)
 
 
 def nonfinite(variables):

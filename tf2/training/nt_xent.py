@@ -8,8 +8,9 @@ pair (i, j) is
 
 with sim the cosine similarity (`hidden_norm`) or dot product. Every example's
 negatives are all 2N - 2 other views of the *global* batch: under
-`tf.distribute` each replica gathers the embeddings of all replicas and its
-positives sit at offset `replica_id * local_batch` in the gathered matrix.
+`tf.distribute` each replica gathers the embeddings of all replicas (an
+all-reduce of one-hot slots, as the original) and its positives sit at offset
+`replica_id * local_batch` in the gathered matrix.
 
 Like the original, the returned loss is
     mean over local pairs k of [l(k, k+N) + l(k+N, k)],
@@ -25,11 +26,24 @@ LARGE_NUM = 1e9
 
 
 def cross_replica_concat(tensor):
-  """Concatenates `tensor` from every replica along axis 0 (differentiable)."""
+  """Concatenates `tensor` [n, ...] from every replica along axis 0 (differentiable).
+
+  Each replica writes its tensor into its own slot of a [replicas, n, ...]
+  zero tensor (a one-hot scatter) and the slots are summed across replicas.
+  That is one all-reduce, which every backend lowers, XLA on GPUs and TPUs
+  included; `ReplicaContext.all_gather` lowers to CollectiveGatherV2, which
+  XLA's GPU backend has no kernel for. The all-reduce's gradient is the
+  all-reduce of the incoming gradients, so each replica receives the sum of
+  every replica's gradient for its own slot.
+  """
   ctx = tf.distribute.get_replica_context()
   if ctx is None or ctx.num_replicas_in_sync == 1:
     return tensor
-  return ctx.all_gather(tensor, axis=0)
+  replicas = ctx.num_replicas_in_sync
+  slot = tf.one_hot(ctx.replica_id_in_sync_group, replicas, dtype=tensor.dtype)
+  slots = tf.reshape(slot, [replicas] + [1] * tensor.shape.rank) * tensor[None]
+  gathered = ctx.all_reduce(tf.distribute.ReduceOp.SUM, slots)
+  return tf.reshape(gathered, [-1] + tensor.shape[1:].as_list())
 
 
 def _replica_id():

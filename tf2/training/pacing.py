@@ -2,11 +2,18 @@
 
 The training loop runs steps in multi-step `tf.function` calls and logs after
 each call, so the call length sets the pace of the console. A fixed length
-(`--steps_per_loop`, what TPU users want for speed) wins. Otherwise the pacer
+(`--steps_per_loop`, what TPU users want for speed) wins over the summary
+interval: as in the original, whose loop is `checkpoint_steps` long and writes
+summaries once per loop, summaries then come at the end of each call that
+reaches or passes a multiple of `--train_summary_steps`. Otherwise the pacer
 starts with one step (its time includes tracing and compilation), then sizes
 every call from the last measured seconds per step so that it lasts about
-`target_seconds`. A call never crosses a checkpoint or summary boundary, nor
-the last step.
+`target_seconds`, and stops calls at summary boundaries too, so summaries land
+exactly on them. A call never crosses a checkpoint boundary, nor the last step.
+
+The proposal is local (it reads this process's clock); under several workers
+the multi-step loop runs the chief's (`TrainStep.make_loop`), and `finished`
+takes the steps actually run.
 """
 import time
 
@@ -14,9 +21,10 @@ import time
 class LoopPacer:
   """Call lengths from measured step times; `clock` is injectable for tests."""
 
-  def __init__(self, train_steps, boundaries, target_seconds=30.0, fixed_steps=0,
-               clock=time.monotonic):
+  def __init__(self, train_steps, checkpoint_steps, summary_steps=0, target_seconds=30.0,
+               fixed_steps=0, clock=time.monotonic):
     self.train_steps = train_steps
+    boundaries = (checkpoint_steps,) if fixed_steps else (checkpoint_steps, summary_steps)
     self.boundaries = [b for b in boundaries if b and b > 0]
     self.target_seconds = target_seconds
     self.fixed_steps = fixed_steps
@@ -27,7 +35,8 @@ class LoopPacer:
     self.calls = 0
 
   def limit(self, step):
-    """The first boundary after `step` (or the last step)."""
+    """The first boundary after `step` (or the last step): checkpoints, and summaries
+    unless the call length is fixed."""
     ends = [(step // b + 1) * b for b in self.boundaries]
     return min([self.train_steps] + ends)
 

@@ -18,6 +18,11 @@ from tf2.dtypes import at_least_float32
 from tf2.training.optimizers import weight_decay_loss
 
 
+# Keys of the multi-step loop's result that are not metrics.
+STEPS = 'steps'
+ALL_FINITE = 'all_finite'
+
+
 def supervised_loss(labels, logits):
   """Mean softmax cross-entropy for integer labels."""
   return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -112,12 +117,29 @@ class TrainStep:
       self.optimizer.build(self.model.trainable_variables)
 
   def make_loop(self):
-    """tf.function(iterator, num_steps) -> metrics averaged over the steps run."""
+    """tf.function(iterator, num_steps) -> metrics averaged over the steps run.
+
+    `num_steps` is this process's proposal; the call runs the first replica's
+    (the chief's), received by an all-reduce, so that every worker of a
+    multi-worker run takes the same steps whatever its own clock proposed
+    (collectives must match in count and order on every worker). The result
+    also holds STEPS (the steps run) and ALL_FINITE (1.0 if every variable is
+    finite after them: one device-side check instead of a host read of every
+    variable after each call).
+    """
     strategy = self.strategy
     names = self.metric_names
+    variables = self.model.variables
+
+    def chief_value(n):
+      ctx = tf.distribute.get_replica_context()
+      first = tf.equal(tf.cast(ctx.replica_id_in_sync_group, tf.int32), 0)
+      return tf.where(first, tf.cast(n, tf.int32), 0)
 
     @tf.function
     def loop(iterator, num_steps):
+      num_steps = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                  strategy.run(chief_value, (num_steps,)), axis=None)
       sums = {name: tf.constant(0.0) for name in names}
       for _ in tf.range(num_steps):
         images, labels = next(iterator)
@@ -125,6 +147,22 @@ class TrainStep:
         sums = {name: sums[name] + strategy.reduce(
             tf.distribute.ReduceOp.MEAN, per_replica[name], axis=None) for name in names}
       count = tf.cast(tf.maximum(num_steps, 1), tf.float32)
-      return {name: sums[name] / count for name in names}
+      result = {name: sums[name] / count for name in names}
+      result[STEPS] = num_steps
+      result[ALL_FINITE] = tf.cast(all_finite(variables), tf.float32)
+      return result
 
     return loop
+
+
+def unpack(result):
+  """(metrics as floats, steps run, all variables finite) of a multi-step loop's result."""
+  result = dict(result)
+  steps, finite = int(result.pop(STEPS)), bool(result.pop(ALL_FINITE))
+  return {k: float(v) for k, v in result.items()}, steps, finite
+
+
+def all_finite(variables):
+  """One boolean: no NaN or Inf in any of `variables`."""
+  return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
+                                 for v in variables]))
