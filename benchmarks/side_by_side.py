@@ -44,12 +44,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tests import doc_commands  # noqa: E402
 from tf2 import hardware  # noqa: E402
 
-README_CIFAR10 = ('--train_mode=pretrain --train_batch_size=512 --train_epochs=1000 '
-                  '--learning_rate=1.0 --weight_decay=1e-4 --temperature=0.5 --dataset=cifar10 '
-                  '--image_size=32 --eval_split=test --resnet_depth=18 --use_blur=False '
-                  '--color_jitter_strength=0.5 --model_dir=/tmp/simclr_test --use_tpu=False')
+# The original README's CIFAR-10 pretraining command, as docs/usage.md shows it
+# (the one copy; the tests run the same line): its flags after `run.py`.
+README_CIFAR10 = ' '.join(doc_commands.argv(
+    doc_commands.run_commands(doc_commands.section('usage.md', 'CIFAR-10'))[0])[1:])
 
 
 def command(run_py, data_dir, model_dir, batch, steps, extra=(), depth=18, size=32):

@@ -1,4 +1,4 @@
-"""run.py: every original flag with its type and default; the README commands parse."""
+"""run.py: every original flag with its type and default; the documented commands parse."""
 import os
 import shlex
 import subprocess
@@ -8,6 +8,7 @@ import time
 from absl import flags
 import pytest
 
+import doc_commands
 import run
 from tf2 import runner
 from tf2.strategies import StrategyError
@@ -33,32 +34,13 @@ ORIGINAL_FLAGS = {
 FLOAT_FLAGS = {'batch_norm_decay', 'color_jitter_strength', 'learning_rate', 'momentum',
                'se_ratio', 'sk_ratio', 'temperature', 'warmup_epochs', 'weight_decay'}
 
-README_COMMANDS = [
-    "python run.py --train_mode=pretrain --train_batch_size=512 --train_epochs=1000 "
-    "--learning_rate=1.0 --weight_decay=1e-4 --temperature=0.5 --dataset=cifar10 "
-    "--image_size=32 --eval_split=test --resnet_depth=18 --use_blur=False "
-    "--color_jitter_strength=0.5 --model_dir=/tmp/simclr_test --use_tpu=False",
-    "python run.py --mode=train_then_eval --train_mode=finetune --fine_tune_after_block=4 "
-    "--zero_init_logits_layer=True "
-    "--variable_schema='(?!global_step|(?:.*/|^)Momentum|head)' --global_bn=False "
-    "--optimizer=momentum --learning_rate=0.1 --weight_decay=0.0 --train_epochs=100 "
-    "--train_batch_size=512 --warmup_epochs=0 --dataset=cifar10 --image_size=32 "
-    "--eval_split=test --resnet_depth=18 --checkpoint=/tmp/simclr_test "
-    "--model_dir=/tmp/simclr_test_ft --use_tpu=False",
-    "python run.py --train_mode=pretrain --train_batch_size=4096 --train_epochs=100 "
-    "--temperature=0.1 --learning_rate=0.075 --learning_rate_scaling=sqrt "
-    "--weight_decay=1e-4 --dataset=imagenet2012 --image_size=224 --eval_split=validation "
-    "--data_dir=$DATA_DIR --model_dir=$MODEL_DIR --use_tpu=True --tpu_name=$TPU_NAME "
-    "--train_summary_steps=0",
-    "python run.py --mode=train_then_eval --train_mode=finetune --fine_tune_after_block=-1 "
-    "--zero_init_logits_layer=True "
-    "--variable_schema='(?!global_step|(?:.*/|^)Momentum|head_supervised)' --global_bn=True "
-    "--optimizer=lars --learning_rate=0.005 --learning_rate_scaling=sqrt --weight_decay=0 "
-    "--train_epochs=60 --train_batch_size=1024 --warmup_epochs=0 "
-    "--dataset=imagenet2012_subset/1pct --image_size=224 --eval_split=validation "
-    "--data_dir=$DATA_DIR --model_dir=$MODEL_DIR --checkpoint=$CHKPT_DIR --use_tpu=True "
-    "--tpu_name=$TPU_NAME --train_summary_steps=0 --num_proj_layers=3 --ft_proj_selector=1",
-]
+# The commands the docs show, read from the pages (tests/doc_commands.py): the
+# original README's CIFAR-10 pretrain and fine-tune commands, then its ImageNet
+# TPU pretrain and 1% fine-tune commands. test_runner.py runs the first two.
+CIFAR10_COMMANDS = doc_commands.run_commands(doc_commands.section('usage.md', 'CIFAR-10'))
+IMAGENET_COMMANDS = doc_commands.run_commands(
+    doc_commands.section('distributed.md', "The original's ImageNet commands"))
+README_COMMANDS = CIFAR10_COMMANDS + IMAGENET_COMMANDS
 ENV = {'$DATA_DIR': '/tmp/no_data', '$MODEL_DIR': '/tmp/simclr_tpu_model',
        '$CHKPT_DIR': '/tmp/no_checkpoint', '$TPU_NAME': 'my-tpu'}
 
@@ -95,6 +77,13 @@ def test_new_flags_are_documented_as_new():
     assert '[new]' in flag_values[name].help, name
 
 
+def test_the_docs_show_the_original_commands():
+  assert len(CIFAR10_COMMANDS) == 2 and len(IMAGENET_COMMANDS) == 2
+  modes = [parse(command).train_mode for command in README_COMMANDS]
+  assert modes == ['pretrain', 'finetune', 'pretrain', 'finetune']
+  assert [parse(command).use_tpu for command in README_COMMANDS] == [False, False, True, True]
+
+
 @pytest.mark.parametrize('index', range(len(README_COMMANDS)))
 def test_readme_commands_parse_and_validate(index):
   config = parse(README_COMMANDS[index]).validate()
@@ -125,13 +114,18 @@ def test_bad_flag_combination_is_named():
 
 
 def test_readme_quickstart_command_parses():
-  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             'README.md')).read()
-  line = next(l for l in readme.splitlines()
+  """The README's first command: the install, then run.py on the quickstart's flagfile."""
+  line = next(l for l in doc_commands.run_commands(doc_commands.read('README.md'))
               if l.startswith('pip install -r requirements.txt && python run.py'))
-  config = parse(line.split('&&', 1)[1]).validate()
+  assert line == ('pip install -r requirements.txt && '
+                  'python run.py --flagfile=flagfiles/quickstart.cfg')
+  config = parse(doc_commands.expanded(line)).validate()
   assert config.dataset == 'shapes' and config.linear_probe and not config.use_tpu
-  assert config.mode == 'train_then_eval'
+  assert config.mode == 'train_then_eval' and config.knn_eval
+  assert config.train_steps == 150 and config.model_dir == '/tmp/simclr_quickstart'
+  # absl reads the flagfile itself the same way (run from the repository root).
+  path = os.path.join(doc_commands.ROOT, 'flagfiles', 'quickstart.cfg')
+  assert parse(f'python run.py --flagfile={path}') == config
 
 
 @pytest.mark.parametrize('typo, meant', [('--trian_steps=5', 'train_steps'),

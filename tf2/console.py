@@ -3,10 +3,14 @@
 Importing TensorFlow and probing for GPUs prints lines from C++ before any
 logging is configured, so `TF_CPP_MIN_LOG_LEVEL` does not reach them (TF
 2.21). On a machine without a GPU they read like failures ("failed call to
-cuInit: ... UNKNOWN ERROR (303)"). `quiet_tensorflow_startup()` imports
-TensorFlow with file descriptor 2 redirected to a temporary file, then
-writes back every line except the known benign ones below. Set
-`SIMCLR_STARTUP_LOGS=1` to see them all.
+cuInit: ... UNKNOWN ERROR (303)"). On CPUs where TensorFlow turns oneDNN's
+custom operations on, the same notice comes twice ("oneDNN custom operations
+are on ... To turn them off, set ..."); a newcomer cannot act on it, and turning them
+off (`TF_ENABLE_ONEDNN_OPTS=0`) changes numerics and speed, so the setting
+stays and the notice goes. `quiet_tensorflow_startup()` imports TensorFlow
+with file descriptor 2 redirected to a temporary file, then writes back
+every line except the known benign ones below. Set `SIMCLR_STARTUP_LOGS=1`
+to see them all.
 
 `drop_tensorflow_info()` keeps TensorFlow's own INFO records (e.g. the
 checkpoint saver's "Sharding callback duration") out of our absl log, where
@@ -26,6 +30,7 @@ BENIGN = (
                r'CUDA_ERROR_NO_DEVICE)'),
     re.compile(r'cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized'),
     re.compile(r'^To enable the following instructions: .* rebuild TensorFlow'),
+    re.compile(r'port\.cc:\d+\] oneDNN custom operations are on\. '),
 )
 
 

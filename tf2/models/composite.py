@@ -3,10 +3,11 @@
 A Keras 3 layer without a `build()` method is built by tracing its `call()`
 symbolically first (variables created with deferred initialisers, their
 initial values recomputed inside the trace at every use) and then running it
-for real. For the encoders here that tracing was four fifths of the build time
-(a ResNet-152 3x SK at 1/8 width: 16.9 s with it, 3.5 s without). Every sub-layer that owns variables (convolution,
-BN, dense) has its own `build()` and creates them from the shapes it sees on
-its first call, so a container needs no build step of its own.
+for real. For the encoders here that tracing was most of the build time
+(figures in docs/performance.md, "Model build"). Every sub-layer that owns
+variables (convolution, BN, dense) has its own `build()` and creates them from
+the shapes it sees on its first call, so a container needs no build step of
+its own.
 """
 import keras
 
