@@ -5,9 +5,8 @@ together: same names, types, defaults and meaning) plus a few new ones
 marked [new]. They become a frozen `tf2.config.Config`; nothing below this
 file reads flags. `python run.py --helpfull` lists them all.
 
-Quickstart (embedded dataset, no download, about 4 minutes on 2 CPU cores):
-  python run.py --dataset=shapes --eval_split=test --image_size=32 \\
-    --resnet_depth=18 --train_batch_size=128 --train_steps=... (see README)
+Quickstart (embedded dataset, no download):
+  python run.py --flagfile=flagfiles/quickstart.cfg
 """
 import dataclasses
 import os
@@ -38,17 +37,21 @@ _HELP = {
     'checkpoint_epochs': 'Number of epochs between checkpoints/summaries.',
     'checkpoint_steps': 'Number of steps between checkpoints/summaries. If provided, '
                         'overrides checkpoint_epochs.',
-    'train_summary_steps': 'Steps between training summaries (at most the loop length). '
-                           'If 0, will not save.',
+    'train_summary_steps': 'Steps between training summaries: written after each call that '
+                           'reaches or passes a multiple of it (with --steps_per_loop, at most '
+                           'one per call), and at the last step. If 0, will not save.',
     'steps_per_loop': '[new] Training steps per tf.function call; wins over --log_every_secs '
-                      '(TPU users set it large). 0: sized from the measured step time.',
+                      'and over a shorter --train_summary_steps (TPU users set it large); '
+                      'calls still stop at checkpoints. 0: sized from the measured step time.',
     'knn_eval': '[new] kNN monitor: at the start and at every checkpoint, the weighted kNN '
                 '(cosine, Wu et al. 2018) top-1 of final_avg_pool features, eval split queries '
                 'against a train-split bank; logged, in TensorBoard (eval/knn_top_1) and '
                 'result.json. Needs labelled splits.',
     'knn_k': '[new] Neighbours of the kNN monitor.',
     'knn_temperature': '[new] Temperature of the kNN monitor\'s exp(similarity / T) weights.',
-    'knn_bank_size': '[new] Train images in the kNN bank (the first ones of the split; 0: all).',
+    'knn_bank_size': '[new] Train images in the kNN bank: a seeded sample spread over the '
+                     'split (stratified by class where labels are known), the same at every '
+                     'checkpoint; 0: all.',
     'log_every_secs': '[new] Target seconds between progress lines: each tf.function call runs '
                       'as many steps as fit, never crossing a checkpoint or summary boundary. '
                       '0: one call per checkpoint/summary interval.',
@@ -68,6 +71,10 @@ _HELP = {
     'use_blur': 'Whether or not to use Gaussian blur for augmentation during pretraining.',
     'strict_images': '[new] Stop at the first unreadable image of a folder dataset instead of '
                      'skipping it.',
+    'image_scan_cache_dir': '[new] Folder datasets: where the decode check of every image '
+                            'is cached, keyed by path, size and mtime, so that a restart or '
+                            'an eval process decodes only new or changed files. Empty: no '
+                            'cache.',
     'mode': 'Whether to perform training or evaluation.',
     'train_mode': 'The train mode controls different objectives and trainable components.',
     'lineareval_while_pretraining': 'Whether to finetune supervised head while pretraining.',
@@ -98,6 +105,10 @@ _HELP = {
     'linear_probe': '[new] After training/evaluation, fit a linear classifier on frozen '
                     'features of the trained and of a randomly initialised encoder and '
                     'print both test accuracies.',
+    'linear_probe_max_examples': '[new] Train examples the linear probe fits on: a seeded '
+                                 'sample spread over the train split (stratified by class '
+                                 'where labels are known), which bounds its memory (features '
+                                 'of one encoder at a time); 0: the whole split.',
     'use_tpu': 'Whether to run on TPU.',
     'tpu_name': 'The Cloud TPU to use for training. This should be either the name used when '
                 'creating the Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.',

@@ -79,6 +79,37 @@ def test_corrupt_body_behind_valid_header_is_named_and_counted(tmp_path):
     datasets.build_source(str(root), None, ['train'], strict=True)
 
 
+def test_a_restart_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
+  """The full decode check of a folder is cached by path, size and mtime: a second start
+  decodes nothing, a file rewritten since is decoded again (and found broken), and a
+  damaged cache only costs a full scan."""
+  root, cache = tmp_path / 'data', str(tmp_path / 'cache')
+  for i in range(6):
+    write(root / f'train/c{i % 2}/{i}.png', png(10 * i))
+  write(root / 'train/c0/bad.png', b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+  decoded = []
+  real = datasets._decode_problem  # pylint: disable=protected-access
+  monkeypatch.setattr(datasets, '_decode_problem', lambda p: decoded.append(p) or real(p))
+
+  def start():
+    decoded.clear()
+    return datasets.build_source(str(root), None, ['train'], scan_cache_dir=cache)
+
+  first = start()
+  assert len(decoded) == 7 and first.split_sizes == {'train': 6}
+  second = start()
+  assert decoded == [] and second.split_sizes == {'train': 6}
+  assert [os.path.basename(p) for p in second.skipped_files] == ['bad.png']
+  write(root / 'train/c1/3.png', png(30)[:30])  # Rewritten, now cut short: new size.
+  third = start()
+  assert [os.path.basename(p) for p in decoded] == ['3.png']
+  assert third.split_sizes == {'train': 5}
+  (cache_file,) = [os.path.join(d, f) for d, _, fs in os.walk(cache) for f in fs]
+  write(cache_file, b'{not json')
+  start()
+  assert len(decoded) == 7
+
+
 def test_large_folders_check_headers_and_drop_bad_bodies_while_reading(tmp_path):
   root = tmp_path / 'data'
   write(root / 'train/a/good.png', png(5))

@@ -67,6 +67,8 @@ class Config:
   use_blur: bool = True
   # NEW: stop at the first unreadable image of a folder dataset.
   strict_images: bool = False
+  # NEW: where the decode check of folder images is cached ('': not cached).
+  image_scan_cache_dir: str = '~/.cache/simclr_tf2'
   # Modes.
   mode: str = 'train'
   train_mode: str = 'pretrain'
@@ -93,6 +95,8 @@ class Config:
   # NEW: after training/evaluation, fit a linear classifier on frozen
   # features of the trained and of a randomly initialised encoder, and print both.
   linear_probe: bool = False
+  # NEW: train examples of the linear probe (a seeded sample spread over the split; 0: all).
+  linear_probe_max_examples: int = 100000
   # Distribution.
   use_tpu: bool = True
   tpu_name: Optional[str] = None
@@ -156,6 +160,9 @@ class Config:
       raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0 and --knn_bank_size >= 0 '
                         f'(0: the whole train split); got {self.knn_k}, '
                         f'{self.knn_temperature}, {self.knn_bank_size}.')
+    if self.linear_probe_max_examples < 0:
+      raise ConfigError(f'--linear_probe_max_examples must be >= 0 (0: the whole train split), '
+                        f'got {self.linear_probe_max_examples}.')
     if self.resnet_base_width < 2 or self.resnet_base_width % 2:
       raise ConfigError(f'--resnet_base_width must be an even number >= 2, got '
                         f'{self.resnet_base_width}.')

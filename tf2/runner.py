@@ -39,7 +39,8 @@ def needed_splits(config):
 
 def load_source(config):
   return datasets.build_source(config.dataset, config.data_dir, needed_splits(config),
-                               strict=config.strict_images, builtin=shapes_data.builtin)
+                               strict=config.strict_images, builtin=shapes_data.builtin,
+                               scan_cache_dir=config.image_scan_cache_dir)
 
 
 def check_teacher_classes(config, source):

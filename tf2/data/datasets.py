@@ -13,14 +13,18 @@ its own shard of the data under `tf.distribute` (`input_context`).
   for the train split) is an unlabelled set for pretraining. Unreadable files
   are skipped, counted and named in the log (`strict=True`: the first one
   stops the run with its path): splits of up to FULL_CHECK_LIMIT images are
-  decoded once when scanned; larger ones get a header check, and a body
-  corrupt behind a valid header is dropped while reading (logged by tf.data).
+  decoded once when scanned (the result cached per file in
+  `--image_scan_cache_dir`, so a restart decodes only new or changed files);
+  larger ones get a header check, and a body corrupt behind a valid header is
+  dropped while reading (logged by tf.data).
 - A subset list: a split given as `<split>:<file>` or as the path of an
   existing file of image file names, one per line (the ImageNet 1%/10%
   lists), keeps only the listed images of the train split.
 """
 import concurrent.futures
 import dataclasses
+import hashlib
+import json
 import os
 import struct
 from typing import Callable, Optional
@@ -245,14 +249,65 @@ def _decode_problem(path):
     return 'does not decode: ' + (text[0].split('}}')[-1].strip()[:120] if text else '')
 
 
-def readable_images(paths, full_check):
+def readable_images(paths, full_check, cache_path=None):
   """Per path: None if readable, else why not (the header, and with `full_check` the
-  whole image)."""
+  whole image).
+
+  `cache_path`: a JSON file of earlier full checks, {path: [size, mtime_ns,
+  problem]}; files whose size and mtime are unchanged are not decoded again
+  (a restart on an ImageNet-sized folder then costs a stat per file), and the
+  file is rewritten atomically with this scan's results.
+  """
+  cached = _read_scan_cache(cache_path) if full_check and cache_path else {}
+  stats = {}
+
+  def check(path):
+    header = _header_problem(path)
+    if header or not full_check:
+      return header
+    if cache_path:
+      st = os.stat(path)
+      stats[path] = [st.st_size, st.st_mtime_ns]
+      entry = cached.get(path)
+      if entry and entry[:2] == stats[path]:
+        return entry[2]
+    return _decode_problem(path)
+
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    problems = list(pool.map(_header_problem, paths))
-    if not full_check:
-      return problems
-    return list(pool.map(lambda p, h: h or _decode_problem(p), paths, problems))
+    problems = list(pool.map(check, paths))
+  if full_check and cache_path:
+    _write_scan_cache(cache_path, {p: stats[p] + [problem] for p, problem in zip(paths, problems)
+                                   if p in stats})
+  return problems
+
+
+def scan_cache_path(cache_dir, directory):
+  """Where the scan of the local folder `directory` is cached (None: not cached)."""
+  if not cache_dir or '://' in directory:
+    return None
+  key = hashlib.sha256(os.path.abspath(directory).encode()).hexdigest()[:24]
+  return os.path.join(os.path.expanduser(cache_dir), 'folder_scans', key + '.json')
+
+
+def _read_scan_cache(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):  # Absent, or damaged: scan again.
+    return {}
+
+
+def _write_scan_cache(path, entries):
+  """Best effort: a cache that cannot be written only costs the next start its speed."""
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f'{path}.tmp{os.getpid()}'
+    with open(temporary, 'w') as f:
+      json.dump(entries, f)
+    os.replace(temporary, path)
+  except OSError as e:
+    logging.warning('Cannot write the folder scan cache %s (%s): the next start decodes every '
+                    'image again.', path, e)
 
 
 def scan_folder(root, split):
@@ -282,9 +337,11 @@ def scan_folder(root, split):
   return paths, labels, classes
 
 
-def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT) -> DatasetSource:
+def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT,
+                  scan_cache_dir=None) -> DatasetSource:
   """Folders up to `full_check_limit` images per split are decoded once up front, so
-  every unreadable file is named, counted and left out of the split size."""
+  every unreadable file is named, counted and left out of the split size; with
+  `scan_cache_dir` the result is cached per file (path, size, mtime)."""
   if not tf.io.gfile.isdir(root):
     raise DatasetError(f'--dataset={root} is neither a TFDS name nor an existing folder.')
   scanned, skipped, class_names = {}, [], None
@@ -309,7 +366,8 @@ def folder_source(root, splits, strict=False, full_check_limit=FULL_CHECK_LIMIT)
       logging.info('%s/%s has %d images: checking file headers only (bodies corrupt '
                    'behind a valid header are dropped while reading, unnamed).', root, base,
                    len(paths))
-    problems = readable_images(paths, full_check)
+    problems = readable_images(paths, full_check,
+                               scan_cache_path(scan_cache_dir, os.path.join(root, base)))
     ok = [problem is None for problem in problems]
     bad = [p for p, good in zip(paths, ok) if not good]
     if bad and strict:
@@ -384,12 +442,13 @@ def array_source(name, splits: dict, num_classes) -> DatasetSource:
 
 
 def build_source(dataset, data_dir, splits, strict=False,
-                 builtin: Optional[Callable] = None) -> DatasetSource:
+                 builtin: Optional[Callable] = None, scan_cache_dir=None) -> DatasetSource:
   """Resolves `--dataset`: a folder path, a built-in name (`builtin`), or TFDS."""
   # TFDS names may contain '/' (imagenet2012_subset/1pct): a path is an
   # existing directory or starts like one.
   if dataset.startswith(('/', './', '../', '~', 'gs://')) or tf.io.gfile.isdir(dataset):
-    return folder_source(os.path.expanduser(dataset), splits, strict)
+    return folder_source(os.path.expanduser(dataset), splits, strict,
+                         scan_cache_dir=scan_cache_dir)
   if builtin is not None:
     source = builtin(dataset, data_dir, splits)
     if source is not None:

@@ -8,7 +8,9 @@ full-batch Adam with a small L2 penalty, and its test accuracy is reported.
 `compare_with_random_encoder` runs the same protocol on a randomly
 initialised encoder of the same architecture, whose BatchNorm statistics are
 first estimated on training images (otherwise its untrained moving averages
-would make the baseline unfairly weak).
+would make the baseline unfairly weak). The encoders are probed one after the
+other, so only one encoder's features are held at a time, and at most
+`--linear_probe_max_examples` training examples of them.
 """
 from absl import logging
 import numpy as np
@@ -16,6 +18,8 @@ import tensorflow as tf
 
 from tf2.data import input_pipeline
 from tf2.evaluation import features
+
+PROBE_SEED = 0
 
 
 def _eval_batches(source, config, split, batch_size):
@@ -66,7 +70,15 @@ def fit_logistic_regression(train_x, train_y, num_classes, steps=500, l2=1e-4,
 
 
 def probe_accuracy(model, strategy, source, config, train_split, test_split, num_classes):
-  train_x, train_y = features.split_features(model, strategy, source, config, train_split)
+  """Test accuracy of the probe fitted on at most --linear_probe_max_examples train
+  examples (a seeded sample spread over the split, the same for every encoder)."""
+  cap = config.linear_probe_max_examples
+  train_x, train_y = features.split_features(model, strategy, source, config, train_split,
+                                             sample=cap, seed=PROBE_SEED)
+  logging.info('Linear probe fitted on %d of the %d %s examples%s.', len(train_y),
+               source.num_examples(train_split), train_split,
+               f' (--linear_probe_max_examples={cap})'
+               if len(train_y) < source.num_examples(train_split) else '')
   test_x, test_y = features.split_features(model, strategy, source, config, test_split)
   predict = fit_logistic_regression(train_x, train_y, num_classes)
   return float(np.mean(predict(test_x) == test_y))
