@@ -2,8 +2,8 @@
 
     python benchmarks/knn_cost.py --data_dir /tmp/cifar_tfds [--bank 10000] [--width 64]
 
-One evaluation = `final_avg_pool` features of the bank (the first `--bank`
-train images) and of the 10,000 test images, eval-preprocessed, then the
+One evaluation = `final_avg_pool` features of the bank (a seeded sample of
+`--bank` train images spread over the split) and of the 10,000 test images, eval-preprocessed, then the
 weighted kNN (k=200, T=0.1). The encoder is randomly initialised: the cost
 does not depend on the weights. Prints the machine line first.
 """

@@ -122,26 +122,26 @@ def summary_steps(directory, tag='train/total_loss'):
   return sorted(steps)
 
 
+def call_ends(config, source, model_dir):
+  """Trains `config` from scratch; the step at which each tf.function call ended."""
+  model, optimizer, strategy = build(config)
+  ends = []
+  training.train(config, model, optimizer, strategy, source, str(model_dir),
+                 on_loop_end=ends.append)
+  return ends
+
+
 def test_steps_per_loop_wins_over_a_shorter_summary_interval(source, tmp_path):
   """--steps_per_loop=30 with summaries every 10 steps: two calls of 30 steps (the
   original's loop writes its summaries once per loop), a summary after each."""
-  config = CONFIG.replace(train_steps=60, checkpoint_steps=60, steps_per_loop=30,
-                          train_summary_steps=10)
-  model, optimizer, strategy = build(config)
-  ends = []
-  training.train(config, model, optimizer, strategy, source, str(tmp_path),
-                 on_loop_end=ends.append)
-  assert ends == [30, 60]
+  assert call_ends(CONFIG.replace(train_steps=60, checkpoint_steps=60, steps_per_loop=30,
+                                  train_summary_steps=10), source, tmp_path) == [30, 60]
   assert summary_steps(tmp_path) == [30, 60]
 
 
 def test_paced_calls_stop_at_summary_boundaries(source, tmp_path):
-  config = CONFIG.replace(train_steps=12, checkpoint_steps=12, train_summary_steps=5,
-                          log_every_secs=1000)
-  model, optimizer, strategy = build(config)
-  ends = []
-  training.train(config, model, optimizer, strategy, source, str(tmp_path),
-                 on_loop_end=ends.append)
+  ends = call_ends(CONFIG.replace(train_steps=12, checkpoint_steps=12, train_summary_steps=5,
+                                  log_every_secs=1000), source, tmp_path)
   assert ends == [1, 5, 10, 12]  # One traced step, then up to each boundary.
   assert summary_steps(tmp_path) == [5, 10, 12]
 

@@ -2,8 +2,8 @@
 
 `run.py` turns absl flags into a `Config`; nothing under `tf2/` reads flags.
 Field names, types and defaults are those of the original SimCLR `run.py`
-flags (TF1 and tf2 sets together); fields marked NEW are capabilities the
-original does not have.
+flags (TF1 and tf2 sets together); each field carries its flag's help, and
+help marked [new] is for capabilities the original does not have.
 """
 import dataclasses
 from typing import Optional
@@ -20,6 +20,11 @@ MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
 
 
+def flag(default, help_text):
+  """A Config field with its flag's help (run.py defines one flag per field from it)."""
+  return dataclasses.field(default=default, metadata={'help': help_text})
+
+
 class ConfigError(ValueError):
   """A setting, or a combination of settings, that cannot work; names the flag."""
 
@@ -28,102 +33,200 @@ class ConfigError(ValueError):
 class Config:
   """Every setting of a SimCLR run. Immutable; derive variants with `replace`."""
   # Optimisation.
-  learning_rate: float = 0.3
-  learning_rate_scaling: str = 'linear'
-  warmup_epochs: float = 10
-  weight_decay: float = 1e-6
-  momentum: float = 0.9
-  optimizer: str = 'lars'
-  # NEW: LARS trust coefficient (the original hard-codes 0.001).
-  lars_eeta: float = 0.001
+  learning_rate: float = flag(0.3,
+      'Initial learning rate per batch size of 256 (linear scaling) or the multiplier '
+      'of sqrt(batch size) (sqrt scaling).')
+  learning_rate_scaling: str = flag('linear',
+      'How to scale the learning rate as a function of batch size.')
+  warmup_epochs: float = flag(10,
+      'Number of epochs of linear warmup.')
+  weight_decay: float = flag(1e-6,
+      'Amount of weight decay to use.')
+  momentum: float = flag(0.9,
+      'Momentum parameter.')
+  optimizer: str = flag('lars',
+      'Optimizer to use.')
+  lars_eeta: float = flag(0.001,
+      '[new] LARS trust coefficient (the original hard-codes 0.001).')
   # Batches, steps, epochs.
-  train_batch_size: int = 512
-  train_epochs: int = 100
-  train_steps: int = 0
-  eval_batch_size: int = 256
-  eval_steps: int = 0
-  checkpoint_epochs: int = 1
-  checkpoint_steps: int = 0
-  train_summary_steps: int = 100
-  # NEW: training steps per tf.function call (0: sized to log_every_secs).
-  steps_per_loop: int = 0
-  # NEW: kNN monitor (weighted kNN on final_avg_pool, Wu et al. 2018) at every checkpoint.
-  knn_eval: bool = False
-  knn_k: int = 200
-  knn_temperature: float = 0.1
-  knn_bank_size: int = 10000
-  # NEW: target seconds between progress lines (0: one line per checkpoint/summary interval).
-  log_every_secs: float = 30.0
+  train_batch_size: int = flag(512,
+      'Batch size for training (global, over all replicas).')
+  train_epochs: int = flag(100,
+      'Number of epochs to train for.')
+  train_steps: int = flag(0,
+      'Number of steps to train for. If provided, overrides train_epochs.')
+  eval_batch_size: int = flag(256,
+      'Batch size for eval.')
+  eval_steps: int = flag(0,
+      'Number of steps to eval for. If not provided, evals over entire dataset.')
+  checkpoint_epochs: int = flag(1,
+      'Number of epochs between checkpoints/summaries.')
+  checkpoint_steps: int = flag(0,
+      'Number of steps between checkpoints/summaries. If provided, overrides '
+      'checkpoint_epochs.')
+  train_summary_steps: int = flag(100,
+      'Steps between training summaries: written after each call that reaches or passes'
+      ' a multiple of it (with --steps_per_loop, at most one per call), and at the last'
+      ' step. If 0, will not save.')
+  steps_per_loop: int = flag(0,
+      '[new] Training steps per tf.function call; wins over --log_every_secs and over a'
+      ' shorter --train_summary_steps (TPU users set it large); calls still stop at '
+      'checkpoints. 0: sized from the measured step time.')
+  knn_eval: bool = flag(False,
+      '[new] kNN monitor: at the start and at every checkpoint, the weighted kNN '
+      '(cosine, Wu et al. 2018) top-1 of final_avg_pool features, eval split queries '
+      'against a train-split bank; logged, in TensorBoard (eval/knn_top_1) and '
+      'result.json. Needs labelled splits.')
+  knn_k: int = flag(200,
+      '[new] Neighbours of the kNN monitor.')
+  knn_temperature: float = flag(0.1,
+      "[new] Temperature of the kNN monitor's exp(similarity / T) weights.")
+  knn_bank_size: int = flag(10000,
+      '[new] Train images in the kNN bank: a seeded sample spread over the split '
+      '(stratified by class where labels are known), the same at every checkpoint; 0: '
+      'all.')
+  log_every_secs: float = flag(30.0,
+      '[new] Target seconds between progress lines: each tf.function call runs as many '
+      'steps as fit, never crossing a checkpoint or summary boundary. 0: one call per '
+      'checkpoint/summary interval.')
   # Data.
-  dataset: str = 'imagenet2012'
-  data_dir: Optional[str] = None
-  train_split: str = 'train'
-  eval_split: str = 'validation'
-  cache_dataset: bool = False
-  image_size: int = 224
-  color_jitter_strength: float = 1.0
-  # NEW: 'simclrv2' multiplicative or 'simclrv1' additive brightness.
-  color_jitter_impl: str = 'simclrv2'
-  use_blur: bool = True
-  # NEW: stop at the first unreadable image of a folder dataset.
-  strict_images: bool = False
-  # NEW: where the decode check of folder images is cached ('': not cached).
-  image_scan_cache_dir: str = '~/.cache/simclr_tf2'
+  dataset: str = flag('imagenet2012',
+      'Name of a TFDS dataset, `shapes` (the embedded quickstart set), or a folder '
+      'root/<split>/<class>/*.jpg.')
+  data_dir: Optional[str] = flag(None,
+      'Directory where the TFDS dataset is prepared (never downloaded).')
+  train_split: str = flag('train',
+      'Split for training (TFDS syntax, or a file of image names = a subset of train, '
+      'or train:FILE).')
+  eval_split: str = flag('validation',
+      'Split for evaluation.')
+  cache_dataset: bool = flag(False,
+      'Whether to cache the entire dataset in memory. If the dataset is ImageNet, this '
+      'is a very bad idea, but for smaller datasets it can improve performance.')
+  image_size: int = flag(224,
+      'Input image size.')
+  color_jitter_strength: float = flag(1.0,
+      'The strength of color jittering.')
+  color_jitter_impl: str = flag('simclrv2',
+      '[new] Brightness jitter of SimCLRv2 (multiplicative) or SimCLRv1 (additive).')
+  use_blur: bool = flag(True,
+      'Whether or not to use Gaussian blur for augmentation during pretraining.')
+  strict_images: bool = flag(False,
+      '[new] Stop at the first unreadable image of a folder dataset instead of skipping'
+      ' it.')
+  image_scan_cache_dir: str = flag('~/.cache/simclr_tf2',
+      '[new] Folder datasets: where the decode check of every image is cached, keyed by'
+      ' path, size and mtime, so that a restart or an eval process decodes only new or '
+      'changed files. Empty: no cache.')
   # Modes.
-  mode: str = 'train'
-  train_mode: str = 'pretrain'
-  lineareval_while_pretraining: bool = True
-  eval_name: Optional[str] = None
+  mode: str = flag('train',
+      'Whether to perform training or evaluation.')
+  train_mode: str = flag('pretrain',
+      'The train mode controls different objectives and trainable components.')
+  lineareval_while_pretraining: bool = flag(True,
+      'Whether to finetune supervised head while pretraining.')
+  eval_name: Optional[str] = flag(None,
+      'Name for eval.')
   # Checkpoints and export.
-  model_dir: Optional[str] = None
-  checkpoint: Optional[str] = None
-  # NEW: distillation (SimCLRv2 step 3): the fine-tuned teacher, tau and the label weight.
-  teacher_checkpoint: Optional[str] = None
-  distill_temperature: float = 1.0
-  distill_alpha: float = 0.0
+  model_dir: Optional[str] = flag(None,
+      'Model directory for training.')
+  checkpoint: Optional[str] = flag(None,
+      'Loading from the given checkpoint for fine-tuning if a finetuning checkpoint '
+      'does not already exist in model_dir (a directory, a checkpoint prefix or an '
+      'exported SavedModel).')
+  teacher_checkpoint: Optional[str] = flag(None,
+      '[new] --train_mode=distill: the teacher, a fine-tuned model with a supervised '
+      'head: a model_dir of ours (flags.json + checkpoints), one of its '
+      'saved_model/<step> exports, or a checkpoints.convert output.')
+  distill_temperature: float = flag(1.0,
+      "[new] Temperature tau of the teacher's and the student's softmax in the "
+      "distillation loss (SimCLRv2 eq. 2).")
+  distill_alpha: float = flag(0.0,
+      '[new] Weight of the supervised loss on the labels of the training data (needs '
+      'labels); 1 - alpha weights distillation. 0: teacher only.')
   # Regex (re.match) over the original's variable names selecting what
   # --checkpoint initialises; the original's default '?!global_step' is read
   # as '(?!global_step)'.
-  variable_schema: str = '?!global_step'
-  zero_init_logits_layer: bool = False
-  fine_tune_after_block: int = -1
-  keep_checkpoint_max: int = 5
-  keep_hub_module_max: int = 1
-  # NEW: also export a SavedModel at the end of --mode=train (evaluation
-  # always exports).
-  export_saved_model: bool = False
-  # NEW: after training/evaluation, fit a linear classifier on frozen
-  # features of the trained and of a randomly initialised encoder, and print both.
-  linear_probe: bool = False
-  # NEW: train examples of the linear probe (a seeded sample spread over the split; 0: all).
-  linear_probe_max_examples: int = 100000
+  variable_schema: str = flag('?!global_step',
+      'This defines whether some variable from the checkpoint should be loaded (regex '
+      'over the original variable names: base_model/..., head_contrastive/..., '
+      'head_supervised/..., global_step).')
+  zero_init_logits_layer: bool = flag(False,
+      'If True, zero initialize layers after avg_pool for supervised learning.')
+  fine_tune_after_block: int = flag(-1,
+      'The layers after which block that we will fine-tune. -1 means fine-tuning '
+      'everything. 0 means fine-tuning after stem block. 4 means fine-tuning just the '
+      'linear head.')
+  keep_checkpoint_max: int = flag(5,
+      'Maximum number of checkpoints to keep.')
+  keep_hub_module_max: int = flag(1,
+      'Maximum number of exported SavedModels (hub modules) to keep.')
+  export_saved_model: bool = flag(False,
+      '[new] Also export a SavedModel at the end of --mode=train (evaluation always '
+      'exports).')
+  linear_probe: bool = flag(False,
+      '[new] After training/evaluation, fit a linear classifier on frozen features of '
+      'the trained and of a randomly initialised encoder and print both test '
+      'accuracies.')
+  linear_probe_max_examples: int = flag(100000,
+      '[new] Train examples the linear probe fits on: a seeded sample spread over the '
+      'train split (stratified by class where labels are known), which bounds its '
+      'memory (features of one encoder at a time); 0: the whole split.')
   # Distribution.
-  use_tpu: bool = True
-  tpu_name: Optional[str] = None
-  tpu_zone: Optional[str] = None
-  gcp_project: Optional[str] = None
-  master: Optional[str] = None
+  use_tpu: bool = flag(True,
+      'Whether to run on TPU.')
+  tpu_name: Optional[str] = flag(None,
+      'The Cloud TPU to use for training. This should be either the name used when '
+      'creating the Cloud TPU, or a grpc://ip.address.of.tpu:8470 url.')
+  tpu_zone: Optional[str] = flag(None,
+      '[Optional] GCE zone where the Cloud TPU is located in.')
+  gcp_project: Optional[str] = flag(None,
+      '[Optional] Project name for the Cloud TPU-enabled project.')
+  master: Optional[str] = flag(None,
+      'Address/name of the TensorFlow master to use. By default, use an in-process '
+      'master.')
   # Contrastive objective and heads.
-  temperature: float = 0.1
-  hidden_norm: bool = True
-  proj_head_mode: str = 'nonlinear'
-  proj_out_dim: int = 128
-  num_proj_layers: int = 3
-  ft_proj_selector: int = 0
+  temperature: float = flag(0.1,
+      'Temperature parameter for contrastive loss.')
+  hidden_norm: bool = flag(True,
+      'Whether to L2-normalise the projections in the contrastive loss.')
+  proj_head_mode: str = flag('nonlinear',
+      'How the head projection is done.')
+  proj_out_dim: int = flag(128,
+      'Number of head projection dimension.')
+  num_proj_layers: int = flag(3,
+      'Number of non-linear head layers.')
+  ft_proj_selector: int = flag(0,
+      'Which layer of the projection head to use during fine-tuning. 0 means no '
+      'projection head, and -1 means the final layer.')
   # Encoder.
-  global_bn: bool = True
-  batch_norm_decay: float = 0.9
-  width_multiplier: int = 1
-  resnet_depth: int = 50
-  sk_ratio: float = 0.0
-  # NEW: channels of the stem and first block group before width_multiplier
-  # (64 in every published model; 16 gives a tiny ResNet for CPU runs).
-  resnet_base_width: int = 64
-  se_ratio: float = 0.0
-  # NEW: numerics and compilation.
-  precision: str = 'float32'
-  strict_precision: bool = False
-  jit_compile: bool = False
+  global_bn: bool = flag(True,
+      'Whether to aggregate BN statistics across distributed cores.')
+  batch_norm_decay: float = flag(0.9,
+      'Batch norm decay parameter.')
+  width_multiplier: int = flag(1,
+      'Multiplier to change width of network.')
+  resnet_depth: int = flag(50,
+      'Depth of ResNet.')
+  sk_ratio: float = flag(0.0,
+      'If it is bigger than 0, it will enable SK. Recommendation: 0.0625.')
+  resnet_base_width: int = flag(64,
+      '[new] Channels of the stem and first block group before width_multiplier (64 in '
+      'all published models; smaller values give tiny ResNets for CPU runs such as the '
+      'quickstart).')
+  se_ratio: float = flag(0.0,
+      'If it is bigger than 0, it will enable SE.')
+  precision: str = flag('float32',
+      '[new] float32 (the default: the original numerics on every machine), '
+      'mixed_bfloat16 (bf16 compute, float32 variables; fast only where bf16 is native:'
+      ' TPUs, GPUs of compute capability >= 8.0, CPUs with avx512_bf16/amx_bf16, '
+      'elsewhere emulated and many times slower), auto (mixed_bfloat16 where bf16 is '
+      'native, else float32) or float64 (verification).')
+  strict_precision: bool = flag(False,
+      '[new] Refuse --precision=mixed_bfloat16 on hardware without native bf16 (by '
+      'default it is a warning).')
+  jit_compile: bool = flag(False,
+      '[new] Compile the per-replica step with XLA (TPUs always do).')
 
   def replace(self, **changes) -> 'Config':
     return dataclasses.replace(self, **changes)

@@ -98,15 +98,21 @@ def build_model(config, strategy, num_classes, num_examples):
   return model, optimizer
 
 
-def evaluate_and_export(config, model, strategy, source, step, knn_result=None, teacher=None):
+def evaluation_result(config, model, strategy, source, step, knn_result=None, teacher=None):
   """Evaluation (+ kNN: `knn_result` if already computed at this step; + the distillation
-  teacher's top-1 next to the student's) and export."""
+  teacher's top-1 next to the student's)."""
   result = evaluation.evaluate(config, model, strategy, source, step)
   if config.knn_eval:
     result.update(knn_result or knn.knn_accuracy(config, model, strategy, source, step))
   if teacher is not None:
     result['eval/teacher_label_top_1_accuracy'] = evaluation.evaluate(
         config, teacher, strategy, source, step)[evaluation.TOP_1]
+  return result
+
+
+def evaluate_and_export(config, model, strategy, source, step):
+  """--mode=eval, at each checkpoint: evaluation, its results written, and export."""
+  result = evaluation_result(config, model, strategy, source, step)
   evaluation.write_results(config, result, config.model_dir)
   export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
   return result
@@ -238,29 +244,31 @@ def _run(config, strategy, read_dir):
     if config.mode != 'eval':
       teacher = teacher_lib.load_teacher(config.teacher_checkpoint, config, num_classes, strategy)
   model, optimizer = build_model(config, strategy, num_classes, num_examples)
-  result = None
+  # Train (unless --mode=eval), then evaluate, then the extras; results written once
+  # (--mode=eval writes each checkpoint's as it comes, beside a training run).
+  result, written = None, False
   if config.mode == 'eval':
     plan = training.make_plan(config, num_examples)
     result = watch_and_evaluate(config, model, optimizer, strategy, source, plan.train_steps,
                                 read_dir)
-    step = int(optimizer.iterations.numpy())
+    step, written = int(optimizer.iterations.numpy()), result is not None
   else:
     monitor = KnnMonitor(config, model, strategy, source) if config.knn_eval else None
     step = training.train(config, model, optimizer, strategy, source, config.model_dir,
                           on_checkpoint=monitor, teacher=teacher, restore_dir=read_dir)
     knn_result = monitor.result_at(step) if monitor else None
     if config.mode == 'train_then_eval':
-      result = evaluate_and_export(config, model, strategy, source, step, knn_result, teacher)
-    else:
-      if monitor:
-        result = dict(knn_result or knn.knn_accuracy(config, model, strategy, source, step),
-                      global_step=float(step))
-        evaluation.write_results(config, result, config.model_dir)
-      if config.export_saved_model:
-        export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
+      result = evaluation_result(config, model, strategy, source, step, knn_result, teacher)
+    elif monitor:
+      result = dict(knn_result or knn.knn_accuracy(config, model, strategy, source, step),
+                    global_step=float(step))
+    if config.mode == 'train_then_eval' or config.export_saved_model:
+      export.export_saved_model(model, config.model_dir, step, config.keep_hub_module_max)
   if config.linear_probe:
     result = dict(result or {}, global_step=float(step),
                   **probe(config, model, strategy, source))
+    written = False
+  if result is not None and not written:
     evaluation.write_results(config, result, config.model_dir)
   return result
 
