@@ -37,6 +37,7 @@ def test_probe_fits_on_a_capped_sample_spread_over_the_split(rng, monkeypatch, c
   real_fit = linear_probe.fit_logistic_regression
   monkeypatch.setattr(linear_probe, 'fit_logistic_regression',
                       lambda x, y, n: fitted.append(y) or real_fit(x, y, n))
+  caplog.set_level(logging.INFO, logger='absl')  # absl may have been set higher elsewhere.
   caplog.set_level(logging.INFO)
   model = SimCLRModel(config, 4).build_for()
   linear_probe.probe_accuracy(model, tf.distribute.get_strategy(), source, config, 'train',

@@ -65,9 +65,9 @@ class Config:
       'Number of steps between checkpoints/summaries. If provided, overrides '
       'checkpoint_epochs.')
   train_summary_steps: int = flag(100,
-      'Steps between training summaries: written after each call that reaches or passes'
-      ' a multiple of it (with --steps_per_loop, at most one per call), and at the last'
-      ' step. If 0, will not save.')
+      'Steps between training summaries. Paced calls stop at its multiples and are each '
+      'followed by a summary; with --steps_per_loop, one is written after each call that '
+      'reaches or passes a multiple of it, and at the last step. If 0, will not save.')
   steps_per_loop: int = flag(0,
       '[new] Training steps per tf.function call; wins over --log_every_secs and over a'
       ' shorter --train_summary_steps (TPU users set it large); calls still stop at '

@@ -137,7 +137,7 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
       ds = filter_by_file_name(ds, read_subset_list(subset_path), example_key(builder))
     if lazy:
       # Positions count within this input pipeline's files: with several hosts each
-      # keeps its share of the sample, about len(keep) / hosts of its examples.
+      # keeps about sum(keep) / hosts examples, all together about sum(keep).
       ds = keep_positions(ds, keep)
       image = builder.info.features['image']
       ds = ds.map(lambda x: (image.decode_example(x['image']), x['label']),

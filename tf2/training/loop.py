@@ -4,8 +4,9 @@ Steps run in multi-step `tf.function` calls (`tf.range`, one host round trip
 per call) whose length `tf2/training/pacing.py` chooses: `--steps_per_loop`,
 or as many steps as fit in `--log_every_secs`; every worker runs the chief's
 choice. After each call the mean metrics go to the log (with images/s and
-time left), and to TensorBoard (with the learning rate) when the call reached
-or passed a multiple of `--train_summary_steps`; the first call's tracing
+time left), and to TensorBoard (with the learning rate): after every paced
+call, or with fixed-length calls after each call that reached or passed a
+multiple of `--train_summary_steps`; the first call's tracing
 time is logged once; and a checkpoint is written every `checkpoint_steps` and
 at the end. An interrupt
 (Ctrl-C, or SIGTERM as sent on preemption) saves a checkpoint of the last
@@ -176,7 +177,8 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
       if pacer.calls == 2 and pacer.tracing_seconds is not None:
         logging.info('Tracing and compilation took %.1f s (the first call less one steady '
                      'step); images/s excludes it.', pacer.tracing_seconds)
-      if summary_due(previous, step, config.train_summary_steps, plan.train_steps):
+      if summary_due(previous, step, config.train_summary_steps, plan.train_steps,
+                     plan.loop_steps > 0):
         with writer.as_default():
           for name, value in metrics.items():
             tf.summary.scalar(f'train/{name}', value, step=step)
@@ -203,10 +205,14 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   return step
 
 
-def summary_due(previous, step, every, train_steps):
-  """Whether the call from `previous` to `step` reached or passed a multiple of `every`
-  (--train_summary_steps; 0: never), or ended training."""
-  return every > 0 and (step // every > previous // every or step >= train_steps)
+def summary_due(previous, step, every, train_steps, fixed_calls):
+  """Whether to write training summaries after the call from `previous` to `step`:
+  never if `every` (--train_summary_steps) is 0; with `fixed_calls` (--steps_per_loop)
+  when the call reached or passed a multiple of `every`, or ended training; otherwise
+  after every paced call (which also stops at each multiple)."""
+  if every <= 0:
+    return False
+  return not fixed_calls or step // every > previous // every or step >= train_steps
 
 
 def nonfinite(variables):

@@ -8,8 +8,9 @@ summaries once per loop, summaries then come at the end of each call that
 reaches or passes a multiple of `--train_summary_steps`. Otherwise the pacer
 starts with one step (its time includes tracing and compilation), then sizes
 every call from the last measured seconds per step so that it lasts about
-`target_seconds`, and stops calls at summary boundaries too, so summaries land
-exactly on them. A call never crosses a checkpoint boundary, nor the last step.
+`target_seconds`, and stops calls at summary boundaries too, so that every
+multiple of `--train_summary_steps` gets a summary (summaries follow every
+paced call). A call never crosses a checkpoint boundary, nor the last step.
 
 The proposal is local (it reads this process's clock); under several workers
 the multi-step loop runs the chief's (`TrainStep.make_loop`), and `finished`

@@ -134,12 +134,14 @@ class TrainStep:
     def chief_value(n):
       ctx = tf.distribute.get_replica_context()
       first = tf.equal(tf.cast(ctx.replica_id_in_sync_group, tf.int32), 0)
-      return tf.where(first, tf.cast(n, tf.int32), 0)
+      # float32: collective all-reduces of int32 are refused on GPUs (step counts stay exact).
+      return tf.where(first, tf.cast(n, tf.float32), 0.0)
 
     @tf.function
     def loop(iterator, num_steps):
-      num_steps = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                  strategy.run(chief_value, (num_steps,)), axis=None)
+      num_steps = tf.cast(strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                          strategy.run(chief_value, (num_steps,)), axis=None),
+                          tf.int32)
       sums = {name: tf.constant(0.0) for name in names}
       for _ in tf.range(num_steps):
         images, labels = next(iterator)
