@@ -246,12 +246,12 @@ def _run(config, strategy, read_dir):
   model, optimizer = build_model(config, strategy, num_classes, num_examples)
   # Train (unless --mode=eval), then evaluate, then the extras; results written once
   # (--mode=eval writes each checkpoint's as it comes, beside a training run).
-  result, written = None, False
+  result = None
   if config.mode == 'eval':
     plan = training.make_plan(config, num_examples)
     result = watch_and_evaluate(config, model, optimizer, strategy, source, plan.train_steps,
                                 read_dir)
-    step, written = int(optimizer.iterations.numpy()), result is not None
+    step = int(optimizer.iterations.numpy())
   else:
     monitor = KnnMonitor(config, model, strategy, source) if config.knn_eval else None
     step = training.train(config, model, optimizer, strategy, source, config.model_dir,
@@ -267,8 +267,7 @@ def _run(config, strategy, read_dir):
   if config.linear_probe:
     result = dict(result or {}, global_step=float(step),
                   **probe(config, model, strategy, source))
-    written = False
-  if result is not None and not written:
+  if result is not None and (config.mode != 'eval' or config.linear_probe):
     evaluation.write_results(config, result, config.model_dir)
   return result
 
