@@ -51,6 +51,14 @@ class Config:
   # Batches, steps, epochs.
   train_batch_size: int = flag(512,
       'Batch size for training (global, over all replicas).')
+  microbatch_size: int = flag(0,
+      '[new] Gradient caching: images per micro-batch (both views together); each '
+      "replica's batch runs in chunks of this size, so that memory no longer grows with "
+      'the batch, with the same NT-Xent over the global batch and one update per step. '
+      'It must divide the per-replica batch. BN statistics are those of each '
+      'micro-batch (with --global_bn, of the same micro-batch of every replica); moving '
+      "averages advance once per step, by the mean of the micro-batches' statistics. 0: "
+      'off.')
   train_epochs: int = flag(100,
       'Number of epochs to train for.')
   train_steps: int = flag(0,
@@ -303,6 +311,11 @@ class Config:
     for name in ('train_batch_size', 'eval_batch_size', 'image_size', 'proj_out_dim'):
       if getattr(self, name) <= 0:
         raise ConfigError(f'--{name} must be positive, got {getattr(self, name)}.')
+    if self.microbatch_size < 0 or (
+        self.microbatch_size and self.train_batch_size % self.microbatch_size):
+      raise ConfigError(
+          f'--microbatch_size={self.microbatch_size} must be 0 (off) or divide '
+          f'--train_batch_size={self.train_batch_size} (and the per-replica batch).')
     if self.image_size < MIN_IMAGE_SIZE:
       raise ConfigError(
           f'--image_size={self.image_size} is below {MIN_IMAGE_SIZE}, the total stride of the '

@@ -32,6 +32,11 @@ def split_views(images):
   return tf.concat(tf.split(images, channels // 3, axis=-1), 0)
 
 
+def stack_views(features, views):
+  """[k * B, H, W, 3] -> [B, H, W, 3k]: the inverse of `split_views`."""
+  return tf.concat(tf.split(features, views, axis=0), -1)
+
+
 class SimCLRModel(keras.Model):
   """SimCLR v1/v2 network for pretraining, fine-tuning and linear evaluation."""
 
@@ -52,12 +57,22 @@ class SimCLRModel(keras.Model):
   def build(self, input_shape):  # pylint: disable=unused-argument
     """Nothing to create here: sub-layers build on the first call (see models.composite)."""
 
+  @property
+  def blurs_when_training(self):
+    """Whether `call(training=True)` blurs its inputs (pretraining with use_blur)."""
+    return self.config.use_blur and self.config.train_mode == 'pretrain'
+
+  def blur(self, inputs):
+    """The random blur of training, on stacked views (each image's own draw)."""
+    features = blur.batch_random_blur(split_views(inputs), self.config.image_size)
+    return stack_views(features, inputs.shape[-1] // 3)
+
   def call(self, inputs, training=False, return_endpoints=False, apply_blur=None):
-    """`apply_blur=None`: blur when training a pretraining model with use_blur."""
+    """`apply_blur=None`: blur when training and `blurs_when_training`."""
     cfg = self.config
     features = split_views(inputs)
     if apply_blur is None:
-      apply_blur = training and cfg.use_blur and cfg.train_mode == 'pretrain'
+      apply_blur = training and self.blurs_when_training
     if apply_blur:
       features = blur.batch_random_blur(features, cfg.image_size)
     hiddens, endpoints = self.resnet_model(features, training=training, return_endpoints=True)

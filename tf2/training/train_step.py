@@ -7,6 +7,9 @@ explicit weight-decay term; the loss is divided by the number of replicas
 because gradients are summed across replicas when applied, so the applied
 gradient is that of the global-batch loss.
 
+With --microbatch_size the step runs chunk by chunk instead, with the same
+losses (`gradient_cache.GradientCache`).
+
 Metrics are not stateful Keras metrics: each step returns its replica-mean
 values and the multi-step loop returns their mean over the steps it ran.
 """
@@ -14,6 +17,7 @@ import tensorflow as tf
 
 from tf2.training import distillation
 from tf2.training import nt_xent
+from tf2.training.gradient_cache import GradientCache
 from tf2.dtypes import at_least_float32
 from tf2.training.optimizers import weight_decay_loss
 
@@ -58,20 +62,46 @@ class TrainStep:
     if config.jit_compile:
       step = tf.function(step, jit_compile=True)
     self._compiled_replica_step = step
+    # --microbatch_size: the step runs chunk by chunk (gradient caching).
+    self.gradient_cache = GradientCache(self) if config.microbatch_size else None
+
+  def distributed_step(self, images, labels):
+    """One training step from the cross-replica context; per-replica metrics."""
+    if self.gradient_cache is not None:
+      return self.gradient_cache.step(images, labels)
+    return self.strategy.run(self._compiled_replica_step, (images, labels))
 
   def losses(self, images, labels, training=True):
     """Returns (total loss, metrics dict) for one replica's batch."""
-    cfg = self.config
     outputs = self.model(images, training=training)
     metrics = {}
     loss = 0.0
-    if cfg.train_mode == 'pretrain':
-      con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
-          outputs['proj_head_output'], hidden_norm=cfg.hidden_norm,
-          temperature=cfg.temperature)
-      acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
-      metrics.update(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
+    if self.config.train_mode == 'pretrain':
+      con_loss, con_metrics = self.contrastive_loss(outputs['proj_head_output'])
+      metrics.update(con_metrics)
       loss += con_loss
+    example_loss, example_metrics = self.example_losses(outputs, images, labels)
+    metrics.update(example_metrics)
+    loss += example_loss
+    wd = self.weight_decay()
+    loss += wd
+    metrics.update(weight_decay=wd, total_loss=loss)
+    return loss, metrics
+
+  def contrastive_loss(self, projections):
+    """(NT-Xent over the global batch, its metrics) for this replica's projections."""
+    cfg = self.config
+    con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
+        projections, hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
+    acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
+    return con_loss, dict(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
+
+  def example_losses(self, outputs, images, labels):
+    """(loss, metrics) of the terms that are means over examples: the supervised
+    head's cross-entropy and distillation (0.0 and {} when there are none)."""
+    cfg = self.config
+    metrics = {}
+    loss = 0.0
     if cfg.train_mode == 'distill':
       logits = outputs['logits_sup']
       teacher_logits = tf.stop_gradient(self.teacher(images, training=False)['logits_sup'])
@@ -96,10 +126,11 @@ class TrainStep:
       metrics.update(supervised_loss=sup_loss,
                      supervised_acc=tf.reduce_mean(tf.cast(correct, sup_loss.dtype)))
       loss += sup_loss
-    wd = weight_decay_loss(self.model.trainable_variables, cfg.optimizer, cfg.weight_decay)
-    loss += wd
-    metrics.update(weight_decay=wd, total_loss=loss)
     return loss, metrics
+
+  def weight_decay(self):
+    return weight_decay_loss(self.model.trainable_variables, self.config.optimizer,
+                             self.config.weight_decay)
 
   def replica_step(self, images, labels):
     variables = self.model.trainable_variables
@@ -145,7 +176,7 @@ class TrainStep:
       sums = {name: tf.constant(0.0) for name in names}
       for _ in tf.range(num_steps):
         images, labels = next(iterator)
-        per_replica = strategy.run(self._compiled_replica_step, (images, labels))
+        per_replica = self.distributed_step(images, labels)
         sums = {name: sums[name] + strategy.reduce(
             tf.distribute.ReduceOp.MEAN, per_replica[name], axis=None) for name in names}
       count = tf.cast(tf.maximum(num_steps, 1), tf.float32)

@@ -1,0 +1,239 @@
+"""Micro-batched training steps: the exact large-batch NT-Xent by gradient caching.
+
+NT-Xent couples every example of the global batch (each one's negatives are
+all the others), so accumulating gradients over small batches changes the
+loss: fewer negatives (SimCLR section 3, figure 9). Gradient caching (Gao et
+al. 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limited
+Setup", section 3) keeps it. With z = f(x; w) the projections of the whole
+batch and L(z) the loss,
+
+    dL/dw = sum_c (dz_c/dw)^T g_c,   g = dL/dz,
+
+and each chunk's term is the gradient of the surrogate <f(x_c; w), g_c> with
+g_c held constant. One step per replica, for chunks of M images (both views
+of an image in the same chunk):
+
+  1. pass 1, no tape: z_c = f(x_c) for every chunk;
+  2. L = NT-Xent of all of z (negatives from every replica, as without
+     chunks), and g = dL/dz;
+  3. pass 2, one chunk at a time under a tape: the gradient of <f(x_c), g_c>
+     plus the chunk's share (M / batch) of the losses that are means over
+     examples (the supervised head's, distillation), summed; then the
+     weight-decay term and one optimizer update.
+
+Activations are held for one chunk at a time. The forward pass runs twice,
+so a step computes about 4/3 of an unchunked one (a forward pass is about a
+third of a training step's arithmetic). Fine-tuning and distillation have no
+coupled term: they skip passes 1-2 and accumulate plain gradients.
+
+Batch norm: statistics are those of each micro-batch (with global BN, of the
+same micro-batch of every replica), the same in both passes, so the gradient
+is exact for that network; with BN frozen, or with M equal to the per-replica
+batch, it is the full batch's. Moving averages advance once per step, by the
+mean of the micro-batches' statistics: each chunk's update is recorded in a
+`keras.StatelessScope` instead of applied, and their mean is assigned at the
+end, which with one chunk is the unchunked step's update.
+
+The augmentations, the random blur included, are drawn once per step, before
+the chunks, so both passes see the same inputs. Every chunk is its own
+`strategy.run`, looped in the cross-replica context with per-replica loop
+variables: MirroredStrategy refuses a synchronisation (global BN's
+all-reduce, a mirrored variable's update) inside a loop of a replica
+function.
+"""
+import keras
+import tensorflow as tf
+
+# Metrics that are means over examples: each chunk contributes its share.
+EXAMPLE_METRICS = ('distill_loss', 'teacher_agreement', 'supervised_loss', 'supervised_acc')
+
+
+def check_microbatch_size(microbatch_size, global_batch, replicas):
+  """Number of chunks per replica; raises ValueError unless M divides the per-replica batch."""
+  per_replica, remainder = divmod(global_batch, replicas)
+  if remainder or per_replica % microbatch_size:
+    raise ValueError(
+        f'--microbatch_size={microbatch_size} must divide the per-replica batch: '
+        f'--train_batch_size={global_batch} over {replicas} replica(s) is '
+        f'{global_batch / replicas:g} images each. Choose a --microbatch_size that divides '
+        f'it, or 0 to train without micro-batches.')
+  return per_replica // microbatch_size
+
+
+def views_major(cache):
+  """[C, V*M, d] chunk outputs (each chunk view-major) -> [V*C*M, d] as one batch emits them."""
+  chunks, rows, dim = cache.shape
+  return tf.reshape(tf.transpose(tf.reshape(cache, [chunks, 2, rows // 2, dim]), [1, 0, 2, 3]),
+                    [-1, dim])
+
+
+def chunks_major(hidden, chunks):
+  """The inverse of `views_major`: [2*C*M, d] -> [C, 2M, d]."""
+  dim = hidden.shape[-1]
+  return tf.reshape(tf.transpose(tf.reshape(hidden, [2, chunks, -1, dim]), [1, 0, 2, 3]),
+                    [chunks, -1, dim])
+
+
+class GradientCache:
+  """The micro-batched step of a `TrainStep` (its model, losses, optimizer, strategy)."""
+
+  def __init__(self, trainer):
+    cfg = trainer.config
+    self.trainer = trainer
+    self.model = trainer.model
+    self.strategy = trainer.strategy
+    self.microbatch_size = cfg.microbatch_size
+    self.replicas = self.strategy.num_replicas_in_sync
+    self.chunks = check_microbatch_size(cfg.microbatch_size, cfg.train_batch_size,
+                                        self.replicas)
+    self.contrastive = cfg.train_mode == 'pretrain'
+    self.example_metrics = [n for n in trainer.metric_names if n in EXAMPLE_METRICS]
+    # Losses and metrics accumulate in the dtype losses are computed in.
+    self.dtype = tf.float64 if cfg.precision == 'float64' else tf.float32
+    # Filled when pass 2 is traced, read when the update is traced after it.
+    self._has_gradient = None
+    self._updated_state = None
+    wrap = (lambda fn: tf.function(fn, jit_compile=True)) if cfg.jit_compile else (lambda fn: fn)
+    if self.contrastive:
+      self.cache_shape = [self.chunks] + self._projection_shape(cfg)
+    self._make_accumulators()
+    self._prepare = wrap(self.prepare)
+    self._empty_cache = wrap(self.empty_cache)
+    self._forward = wrap(self.forward)
+    self._cached_gradient = wrap(self.cached_gradient)
+    self._zeros = wrap(self.zeros)
+    self._backward = wrap(self.backward)
+    self._apply = wrap(self.apply)
+
+  def step(self, images, labels):
+    """One training step in the cross-replica context; returns per-replica metrics."""
+    run = self.strategy.run
+    images, labels = run(self._prepare, (images, labels))
+    metrics, cached = {}, None
+    if self.contrastive:
+      cache = run(self._empty_cache)
+      for c in tf.range(self.chunks):
+        cache = run(self._forward, (cache, images, c))
+      cached, metrics = run(self._cached_gradient, (cache,))
+    accumulated = run(self._zeros)
+    for c in tf.range(self.chunks):
+      accumulated = run(self._backward, (accumulated, images, labels, cached, c))
+    return run(self._apply, (accumulated, metrics))
+
+  def prepare(self, images, labels):
+    """Blurs once for the step (as the model would in training), then chunks:
+    [B, ...] -> [C, M, ...]."""
+    if self.model.blurs_when_training:
+      images = self.model.blur(images)
+    m = self.microbatch_size
+    return (tf.reshape(images, [self.chunks, m] + images.shape[1:].as_list()),
+            tf.reshape(labels, [self.chunks, m] + labels.shape[1:].as_list()))
+
+  def _projections(self, chunk):
+    """Projections of one chunk in training mode, leaving every variable as it was."""
+    with keras.StatelessScope():
+      return self.model(chunk, training=True, apply_blur=False)['proj_head_output']
+
+  def _projection_shape(self, cfg):
+    """[2M, d] of one chunk's projections, from a trace of the model (nothing runs)."""
+    spec = tf.TensorSpec([self.microbatch_size, cfg.image_size, cfg.image_size, 6])
+    fn = tf.function(lambda x: self.model(x, training=False, apply_blur=False))
+    return fn.get_concrete_function(spec).structured_outputs['proj_head_output'].shape.as_list()
+
+  def empty_cache(self):
+    """Pass 1's [C, 2M, d] cache of projections, zeros until each chunk is written."""
+    return tf.zeros(self.cache_shape, self.dtype)
+
+  def forward(self, cache, images, c):
+    """Pass 1, chunk c (no tape)."""
+    z = self._projections(tf.gather(images, c))
+    return tf.tensor_scatter_nd_update(cache, [[c]], z[None])
+
+  def cached_gradient(self, cache):
+    """(dL/dz per chunk [C, 2M, d], contrastive metrics); L is already divided by the
+    number of replicas, as the unchunked step divides its loss."""
+    hidden = views_major(cache)
+    with tf.GradientTape() as tape:
+      tape.watch(hidden)
+      loss, metrics = self.trainer.contrastive_loss(hidden)
+      scaled = loss / self.replicas
+    return chunks_major(tape.gradient(scaled, hidden), self.chunks), metrics
+
+  def _make_accumulators(self):
+    """Per-replica variables that sum the chunks' gradients and BN updates (not
+    checkpointed: they hold nothing between steps). Loop variables would do,
+    but grappler's arithmetic optimizer turns `sum + update` (a BN update is
+    itself a sum) in a loop nested in the steps loop into a temporary variable
+    that the next call finds still alive (AlreadyExistsError); assign_add
+    leaves no chain of adds to rewrite."""
+    def zeros_like(v):
+      return tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                         synchronization=tf.VariableSynchronization.ON_READ,
+                         aggregation=tf.VariableAggregation.NONE)
+    with self.strategy.scope():
+      self._grad_sums = [zeros_like(v) for v in self.model.trainable_variables]
+      self._state_sums = [zeros_like(v) for v in self.model.non_trainable_variables]
+
+  def zeros(self):
+    """Zeroes pass 2's sums; returns the example losses' and metrics' (loop variables)."""
+    for total in self._grad_sums + self._state_sums:
+      total.assign(tf.zeros(total.shape, total.dtype))
+    return {'loss': tf.constant(0.0, self.dtype),
+            'metrics': {name: tf.constant(0.0, self.dtype) for name in self.example_metrics}}
+
+  def backward(self, accumulated, images, labels, cached, c):
+    """Pass 2, chunk c: adds its gradient, its BN updates and its share of the metrics."""
+    variables = self.model.trainable_variables
+    state = self.model.non_trainable_variables
+    chunk = tf.gather(images, c)
+    share = 1.0 / self.chunks
+    with keras.StatelessScope() as scope:
+      with tf.GradientTape() as tape:
+        outputs = self.model(chunk, training=True, apply_blur=False)
+        example_loss, example_metrics = self.trainer.example_losses(
+            outputs, chunk, tf.gather(labels, c))
+        surrogate = example_loss * share / self.replicas
+        if cached is not None:
+          z = outputs['proj_head_output']
+          surrogate += tf.reduce_sum(z * tf.cast(tf.gather(cached, c), z.dtype))
+      grads = tape.gradient(surrogate, variables)
+      updates = [scope.get_current_value(v) for v in state]
+    self._has_gradient = [g is not None for g in grads]
+    self._updated_state = [u is not None for u in updates]
+    for total, value in zip(self._grad_sums + self._state_sums, grads + updates):
+      if value is not None:
+        total.assign_add(tf.cast(value, total.dtype))
+    example_loss = tf.cast(example_loss, self.dtype)
+    return {
+        'loss': accumulated['loss'] + example_loss * share,
+        'metrics': {name: accumulated['metrics'][name] +
+                    tf.cast(example_metrics[name], self.dtype) * share
+                    for name in self.example_metrics}}
+
+  def apply(self, accumulated, contrastive_metrics):
+    """Weight decay, one optimizer update, the mean BN update; returns the step's metrics."""
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      wd = self.trainer.weight_decay()
+      scaled = wd / self.replicas
+    wd_grads = tape.gradient(scaled, variables) if variables else []
+    pairs = []
+    for v, total, has, g_wd in zip(variables, self._grad_sums, self._has_gradient, wd_grads):
+      g = total.read_value() if has else None
+      if g_wd is not None:
+        g = g_wd if g is None else g + g_wd
+      if g is not None:
+        pairs.append((g, v))
+    self.trainer.optimizer.apply_gradients(pairs)
+    for v, total, updated in zip(self.model.non_trainable_variables, self._state_sums,
+                                 self._updated_state):
+      if updated:
+        v.assign(total.read_value() / self.chunks)
+    metrics = dict(contrastive_metrics, **accumulated['metrics'])
+    loss = 0.0
+    if self.contrastive:
+      loss += tf.cast(metrics['contrast_loss'], self.dtype)
+    loss += accumulated['loss']
+    loss += tf.cast(wd, self.dtype)
+    metrics.update(weight_decay=wd, total_loss=loss)
+    return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
