@@ -41,6 +41,7 @@ variables: MirroredStrategy refuses a synchronisation (global BN's
 all-reduce, a mirrored variable's update) inside a loop of a replica
 function.
 """
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -87,6 +88,9 @@ class GradientCache:
     self.chunks = check_microbatch_size(cfg.microbatch_size, cfg.train_batch_size,
                                         self.replicas)
     self.contrastive = cfg.train_mode == 'pretrain'
+    logging.info('Micro-batches: %d chunk(s) of %d images per replica and step (%s).',
+                 self.chunks, self.microbatch_size,
+                 'gradient caching' if self.contrastive else 'gradient accumulation')
     self.example_metrics = [n for n in trainer.metric_names if n in EXAMPLE_METRICS]
     # Losses and metrics accumulate in the dtype losses are computed in.
     self.dtype = tf.float64 if cfg.precision == 'float64' else tf.float32
