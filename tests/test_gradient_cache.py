@@ -65,7 +65,7 @@ def test_a_microbatch_that_does_not_divide_the_replica_batch_is_refused():
 
 def test_one_chunk_is_the_unchunked_step_exactly():
   """--microbatch_size equal to the per-replica batch: the same update, bit for bit
-  (LARS, global BN, linear eval while pretraining, float32)."""
+  (LARS, linear eval while pretraining, float32, no blur)."""
   batch = make_batch(CFG, views=2)
   initial = randomized_initial_weights(CFG)
   plain, plain_metrics = stepped(CFG, initial, batch)
@@ -85,11 +85,29 @@ def distill_teacher(initial_seed=9):
   return teacher
 
 
+def test_the_blur_is_drawn_once_per_step_for_both_passes(monkeypatch):
+  """Both passes must see the same images: the only blur of the chunked step is
+  the one before the chunks (one random draw per image and step), never one
+  inside the model's passes."""
+  from tf2.data import blur  # pylint: disable=g-import-not-at-top
+  calls = []
+  real = blur.batch_random_blur
+
+  def counted(images, *args, **kwargs):
+    calls.append(images.shape[0])
+    return real(images, *args, **kwargs)
+
+  monkeypatch.setattr(blur, 'batch_random_blur', counted)
+  cfg = CFG.replace(use_blur=True, microbatch_size=4)
+  _, metrics = stepped(cfg, randomized_initial_weights(cfg), make_batch(cfg, views=2))
+  # Traced once: both views of all 16 images, in the step's preparation.
+  assert calls == [2 * cfg.train_batch_size] and np.isfinite(metrics['total_loss'])
+
+
 @pytest.mark.parametrize('train_mode', ['pretrain', 'finetune', 'distill'])
 def test_with_bn_frozen_the_gradient_is_the_full_batch_gradient(train_mode):
   """Frozen BN makes the network per-example: 4 chunks of 4 images give the
-  gradient of the loss of all 16 (float64, to 1e-6 relative as asked; the
-  figure reached is far better)."""
+  gradient of the loss of all 16 (float64, to 1e-6 relative)."""
   views = 2 if train_mode == 'pretrain' else 1
   cfg = SGD.replace(train_mode=train_mode, teacher_checkpoint='t' if train_mode == 'distill'
                     else None, distill_alpha=0.5).validate()
@@ -176,8 +194,8 @@ def test_eight_replicas_equal_one_device(strategy8):
 
 @pytest.mark.slow
 def test_chunked_replica_functions_compile_with_xla():
-  """TPUs compile every replica function: with blur (random, drawn once per step)
-  and without, the compiled chunked step computes the plain chunked one's update."""
+  """TPUs compile every replica function: the compiled chunked step computes the
+  plain chunked one's update (float64), and the step with blur compiles and runs."""
   cfg = CFG.replace(precision='float64', microbatch_size=4)
   batch = make_batch(cfg, views=2, seed=7)
   initial = randomized_initial_weights(cfg)

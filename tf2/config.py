@@ -53,8 +53,8 @@ class Config:
       'Batch size for training (global, over all replicas).')
   microbatch_size: int = flag(0,
       '[new] Gradient caching: images per micro-batch (both views together); each '
-      "replica's batch runs in chunks of this size, so that memory no longer grows with "
-      'the batch, with the same NT-Xent over the global batch and one update per step. '
+      "replica's batch runs in chunks of this size, so that activation memory no longer "
+      'grows with the batch, with the same NT-Xent over the global batch and one update per step. '
       'It must divide the per-replica batch. BN statistics are those of each '
       'micro-batch (with --global_bn, of the same micro-batch of every replica); moving '
       "averages advance once per step, by the mean of the micro-batches' statistics. 0: "

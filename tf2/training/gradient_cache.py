@@ -176,7 +176,13 @@ class GradientCache:
                          aggregation=tf.VariableAggregation.NONE)
     with self.strategy.scope():
       self._grad_sums = [zeros_like(v) for v in self.model.trainable_variables]
-      self._state_sums = [zeros_like(v) for v in self.model.non_trainable_variables]
+      self._state_sums = [zeros_like(v) for v in self._statistics()]
+
+  def _statistics(self):
+    """The variables a training-mode forward pass updates: BN moving statistics
+    (not frozen weights, which are non-trainable too)."""
+    return [v for v in self.model.non_trainable_variables
+            if v.path.endswith(('moving_mean', 'moving_variance'))]
 
   def zeros(self):
     """Zeroes pass 2's sums; returns the example losses' and metrics' (loop variables)."""
@@ -188,7 +194,7 @@ class GradientCache:
   def backward(self, accumulated, images, labels, cached, c):
     """Pass 2, chunk c: adds its gradient, its BN updates and its share of the metrics."""
     variables = self.model.trainable_variables
-    state = self.model.non_trainable_variables
+    state = self._statistics()
     chunk = tf.gather(images, c)
     share = 1.0 / self.chunks
     with keras.StatelessScope() as scope:
@@ -202,6 +208,10 @@ class GradientCache:
           surrogate += tf.reduce_sum(z * tf.cast(tf.gather(cached, c), z.dtype))
       grads = tape.gradient(surrogate, variables)
       updates = [scope.get_current_value(v) for v in state]
+      others = sum(u is not None for u in updates) != len(scope.state_mapping)
+      if others:
+        raise NotImplementedError('Micro-batches average BN moving statistics only; this '
+                                  'model updates other variables in its forward pass.')
     self._has_gradient = [g is not None for g in grads]
     self._updated_state = [u is not None for u in updates]
     for total, value in zip(self._grad_sums + self._state_sums, grads + updates):
@@ -229,7 +239,7 @@ class GradientCache:
       if g is not None:
         pairs.append((g, v))
     self.trainer.optimizer.apply_gradients(pairs)
-    for v, total, updated in zip(self.model.non_trainable_variables, self._state_sums,
+    for v, total, updated in zip(self._statistics(), self._state_sums,
                                  self._updated_state):
       if updated:
         v.assign(total.read_value() / self.chunks)
