@@ -63,13 +63,15 @@ def test_a_microbatch_that_does_not_divide_the_replica_batch_is_refused():
   assert gradient_cache.check_microbatch_size(2, 16, 8) == 1
 
 
-def test_one_chunk_is_the_unchunked_step_exactly():
+@pytest.mark.parametrize('precision', ['float32', 'mixed_bfloat16'])
+def test_one_chunk_is_the_unchunked_step_exactly(precision):
   """--microbatch_size equal to the per-replica batch: the same update, bit for bit
-  (LARS, linear eval while pretraining, float32, no blur)."""
-  batch = make_batch(CFG, views=2)
-  initial = randomized_initial_weights(CFG)
-  plain, plain_metrics = stepped(CFG, initial, batch)
-  chunked, chunked_metrics = stepped(CFG.replace(microbatch_size=CFG.train_batch_size),
+  (LARS, linear eval while pretraining, no blur), in float32 and in bfloat16."""
+  cfg = CFG.replace(precision=precision)
+  batch = make_batch(cfg, views=2)
+  initial = randomized_initial_weights(cfg)
+  plain, plain_metrics = stepped(cfg, initial, batch)
+  chunked, chunked_metrics = stepped(cfg.replace(microbatch_size=cfg.train_batch_size),
                                      initial, batch)
   for a, b in zip(plain.variables, chunked.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
