@@ -36,10 +36,11 @@ end, which with one chunk is the unchunked step's update.
 
 The augmentations, the random blur included, are drawn once per step, before
 the chunks, so both passes see the same inputs. Every chunk is its own
-`strategy.run`, looped in the cross-replica context with per-replica loop
-variables: MirroredStrategy refuses a synchronisation (global BN's
-all-reduce, a mirrored variable's update) inside a loop of a replica
-function.
+`strategy.run`, looped in the cross-replica context (MirroredStrategy
+refuses a synchronisation, global BN's all-reduce or a mirrored variable's
+update, inside a loop of a replica function). The projection cache and the
+metric sums are per-replica loop variables; the gradient and BN sums are
+per-replica variables (see `_make_accumulators`).
 """
 from absl import logging
 import keras
