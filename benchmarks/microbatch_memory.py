@@ -43,19 +43,21 @@ def available_gib():
   raise KeyError('MemAvailable')
 
 
-def make_step(batch, microbatch):
-  """(run one step, the step's config) for ResNet-18 at 32 px on an in-memory batch."""
+def make_step(batch, microbatch, precision='float32', **fields):
+  """A function running one step of ResNet-18 at 32 px on an in-memory batch
+  (`fields`: more Config fields, e.g. memory_size)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tf2.config import Config  # pylint: disable=g-import-not-at-top
   from tf2.models.model import SimCLRModel  # pylint: disable=g-import-not-at-top
   from tf2.training.optimizers import build_optimizer  # pylint: disable=g-import-not-at-top
   from tf2.training.train_step import TrainStep  # pylint: disable=g-import-not-at-top
   cfg = Config(resnet_depth=18, image_size=32, train_batch_size=batch, use_blur=False,
-               precision='float32', learning_rate=1.0, weight_decay=1e-4, temperature=0.5,
-               microbatch_size=microbatch).validate()
+               precision=precision, learning_rate=1.0, weight_decay=1e-4, temperature=0.5,
+               microbatch_size=microbatch, **fields).validate()
   strategy = tf.distribute.get_strategy()
   model = SimCLRModel(cfg, 10).build_for()
-  step = TrainStep(cfg, model, build_optimizer(cfg, 0.1), strategy)
+  ema = SimCLRModel(cfg, 10).build_for() if cfg.memory_size else None
+  step = TrainStep(cfg, model, build_optimizer(cfg, 0.1), strategy, ema_model=ema)
   step.build_optimizer_state()
   data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, 32, 32, 6]),
                                        tf.zeros([batch], tf.int64))).repeat()

@@ -3,7 +3,11 @@
 
 `python tests/harness.py OUT_DIR -- RUN_FLAGS...` runs `run.py` unchanged but for:
 - fixed training data, a known function of the input pipeline
-  (`pipeline_batches`), so a test can rebuild each step's global batch;
+  (`pipeline_batches`), so a test can rebuild each step's global batch; a
+  resumed process skips the batches of the steps already taken, so a run
+  killed and resumed sees the data of an uninterrupted one;
+- SIMCLR_TEST_SEED=N: Keras' (and TensorFlow's) random seed N, so two runs
+  start from the same weights;
 - OUT_DIR/weights_<task>.npz: this process's weights when training ends;
 - OUT_DIR/saved_<task>.txt: after every checkpoint, `<step> <digest>` of the
   weights and optimizer state just saved; OUT_DIR/restored_<task>.txt: the
@@ -116,11 +120,15 @@ def main():
                         resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
   run_flags = sys.argv[3:]
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if os.environ.get('SIMCLR_TEST_SEED'):
+    import keras  # pylint: disable=g-import-not-at-top
+    keras.utils.set_random_seed(int(os.environ['SIMCLR_TEST_SEED']))
   from tensorflow.python.checkpoint import checkpoint_management  # pylint: disable=g-import-not-at-top
   from tf2.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from tf2.training import loop  # pylint: disable=g-import-not-at-top
 
   real_make_input_fn = input_pipeline.make_input_fn
+  resumed = {'step': 0}  # The step this process restored.
 
   def fixed_input_fn(source, config, is_training, split=None, global_batch_size=None,
                      keep=None):
@@ -130,7 +138,8 @@ def main():
     def input_fn(input_context):
       per_replica = input_context.get_per_replica_batch_size(config.train_batch_size)
       images, labels = pipeline_batches(input_context.input_pipeline_id, per_replica)
-      return tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
+      return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().skip(
+          resumed['step'])
     return input_fn
 
   input_pipeline.make_input_fn = fixed_input_fn
@@ -156,6 +165,7 @@ def main():
 
   def restore_and_record(config, model, optimizer, manager, restore_dir=None):
     step = real_restore(config, model, optimizer, manager, restore_dir)
+    resumed['step'] = step
     if step:
       _append(os.path.join(out_dir, f'restored_{tag}.txt'),
               f'{step} {state_digest(model, optimizer)}')

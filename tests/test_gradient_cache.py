@@ -6,7 +6,9 @@ import tensorflow as tf
 from tf2.config import Config, ConfigError
 from tf2.models.batch_norm import BatchNormalization
 from tf2.models.model import SimCLRModel
+from tf2.training import checkpointing
 from tf2.training import gradient_cache
+from tf2.training import loop as training
 from tf2.training import nt_xent
 from tf2.training.optimizers import build_optimizer, weight_decay_loss
 from tf2.training.train_step import TrainStep, supervised_loss, unpack
@@ -226,3 +228,38 @@ def test_repeated_calls_run_with_grappler_on():
     assert step.optimizer.iterations.numpy() == 2 and losses[1] != losses[0]
   finally:
     tf.config.optimizer.set_experimental_options(options)
+
+
+def test_a_resumed_micro_batched_run_continues_bit_for_bit_from_todays_checkpoints(tmp_path):
+  """Checkpoints hold today's variables only (the per-replica sums are not
+  saved). A micro-batched run resumes, into a new model and optimizer, from a
+  micro-batched or an unchunked run's checkpoint with the state saved, and from
+  its own takes the next step bit for bit as the uninterrupted run does."""
+  cfg = CFG.replace(microbatch_size=4)
+  strategy = tf.distribute.get_strategy()
+  first, second = make_batch(cfg, views=2, seed=1), make_batch(cfg, views=2, seed=2)
+  initial = randomized_initial_weights(cfg)
+  uninterrupted, step = build(cfg, strategy, initial)
+  run_step(step, strategy, first)
+  run_step(step, strategy, second)
+  want = [v.numpy() for v in uninterrupted.variables + step.optimizer.variables]
+  keys = {}
+  for saved_by in (cfg, cfg.replace(microbatch_size=0)):
+    model, step = build(saved_by, strategy, initial)
+    run_step(step, strategy, first)
+    saved = [v.numpy() for v in model.variables + step.optimizer.variables]
+    model_dir = str(tmp_path / f'm{saved_by.microbatch_size}')
+    checkpointing.make_manager(model, step.optimizer, model_dir, 1).save(checkpoint_number=1)
+    keys[saved_by.microbatch_size] = {name for name, _ in tf.train.list_variables(model_dir)}
+    resumed, step = build(cfg, strategy, randomized_initial_weights(cfg, seed=11))
+    manager = checkpointing.make_manager(resumed, step.optimizer, model_dir, 1)
+    assert training.restore_or_initialize(cfg, resumed, step.optimizer, manager) == 1
+    state = resumed.variables + step.optimizer.variables
+    assert len(state) == len(saved) == len(want)
+    for a, b in zip(saved, state):
+      np.testing.assert_array_equal(a, b.numpy(), err_msg=b.path)
+    run_step(step, strategy, second)
+    if saved_by.microbatch_size:
+      for a, b in zip(want, state):
+        np.testing.assert_array_equal(a, b.numpy(), err_msg=b.path)
+  assert keys[4] == keys[0]

@@ -305,3 +305,32 @@ def test_fine_tuning_on_a_folder_without_classes_is_refused(tmp_path, rng):
     runner.run(TINY.replace(dataset=str(tmp_path / 'flat'), train_split='train',
                             train_mode='finetune', model_dir=str(tmp_path / 'run')))
   assert not (tmp_path / 'run').exists()
+
+
+def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path):
+  """--memory_size with --evaluate_ema: training exports the momentum weights,
+  and --mode=eval restores them from the checkpoint's momentum network."""
+  with tfds.testing.mock_data(num_examples=20):
+    command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
+               f' --data_dir={tmp_path} --memory_size=32 --momentum_decay=0.5'
+               ' --evaluate_ema=True --export_saved_model=True')
+    config = parse(command)
+    runner.run(config)
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    online, ema = SimCLRModel(config, 10).build_for(), SimCLRModel(config, 10).build_for()
+    tf.train.Checkpoint(model=online, ema_model=ema).restore(latest).expect_partial()
+
+    def exported():  # In the order of model.variables (tf2/export.py).
+      return [v.numpy() for v in tf.saved_model.load(
+          str(tmp_path / 'saved_model' / '2')).variables]
+
+    def assert_is_ema(values):
+      assert len(values) == len(ema.variables)
+      for value, v in zip(values, ema.variables):
+        np.testing.assert_array_equal(value, v.numpy(), err_msg=v.path)
+      assert any(not np.array_equal(value, v.numpy()) for value, v in zip(values, online.variables))
+
+    assert_is_ema(exported())
+    tf.io.gfile.rmtree(str(tmp_path / 'saved_model'))
+    runner.run(parse(command + ' --mode=eval --eval_name=ema_eval'))
+    assert_is_ema(exported())

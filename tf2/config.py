@@ -59,6 +59,18 @@ class Config:
       'micro-batch (with --global_bn, of the same micro-batch of every replica); moving '
       "averages advance once per step, by the mean of the micro-batches' statistics. 0: "
       'off.')
+  memory_size: int = flag(0,
+      '[new] SimCLRv2 memory (MoCo, Chen et al. 2020b: 65536): a queue of the last K '
+      "momentum-encoder keys (both views of each step's global batch) as extra "
+      'negatives; the positive of each view is the momentum key of the other. Empty '
+      'slots are masked. Pretraining only; at least 2 x --train_batch_size. 0: off.')
+  momentum_decay: float = flag(0.999,
+      '[new] EMA decay d of the momentum encoder (with --memory_size): after each update '
+      'w_ema = d * w_ema + (1 - d) * w for the weights; its BN moving averages are its own '
+      '(it computes keys in training mode, as MoCo).')
+  evaluate_ema: bool = flag(False,
+      '[new] Evaluate, kNN-monitor, probe and export the momentum (EMA) network instead '
+      'of the online one (needs --memory_size, as in training).')
   train_epochs: int = flag(100,
       'Number of epochs to train for.')
   train_steps: int = flag(0,
@@ -253,6 +265,30 @@ class Config:
     """Freezing applies only when fine-tuning (the original's behaviour)."""
     return self.fine_tune_after_block if self.train_mode == 'finetune' else -1
 
+  def _validate_memory(self):
+    if self.memory_size < 0:
+      raise ConfigError(f'--memory_size must be >= 0 (0: off), got {self.memory_size}.')
+    if not 0 <= self.momentum_decay <= 1:
+      raise ConfigError(f'--momentum_decay must be in [0, 1], got {self.momentum_decay}.')
+    if self.evaluate_ema and not self.memory_size:
+      raise ConfigError('--evaluate_ema=True needs the momentum network of --memory_size '
+                        '(set it as in training).')
+    if not self.memory_size:
+      return
+    if self.train_mode != 'pretrain':
+      raise ConfigError(
+          f'--memory_size is for pretraining (got --train_mode={self.train_mode}): set '
+          '--memory_size=0. To fine-tune from the momentum network of a pretraining run, '
+          'export it there (--evaluate_ema=True --export_saved_model=True) and pass that '
+          'saved_model/<step> as --checkpoint.')
+    if self.microbatch_size:
+      raise ConfigError('--memory_size and --microbatch_size do not work together yet: use one '
+                        'of them (the memory adds negatives; micro-batches a bigger batch).')
+    if self.memory_size < 2 * self.train_batch_size:
+      raise ConfigError(
+          f'--memory_size={self.memory_size} is smaller than one step of keys, '
+          f'2 x --train_batch_size = {2 * self.train_batch_size}: use at least that.')
+
   def validate(self) -> 'Config':
     """Raises ValueError naming the setting at fault and how to fix it."""
     def choice(name, allowed):
@@ -316,6 +352,7 @@ class Config:
       raise ConfigError(
           f'--microbatch_size={self.microbatch_size} must be 0 (off) or divide '
           f'--train_batch_size={self.train_batch_size} (and the per-replica batch).')
+    self._validate_memory()
     if self.image_size < MIN_IMAGE_SIZE:
       raise ConfigError(
           f'--image_size={self.image_size} is below {MIN_IMAGE_SIZE}, the total stride of the '

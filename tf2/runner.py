@@ -98,6 +98,14 @@ def build_model(config, strategy, num_classes, num_examples):
   return model, optimizer
 
 
+def build_ema_model(config, strategy, num_classes):
+  """The momentum network of --memory_size (None without it)."""
+  if not config.memory_size:
+    return None
+  with strategy.scope():
+    return SimCLRModel(config, num_classes).build_for()
+
+
 def evaluation_result(config, model, strategy, source, step, knn_result=None, teacher=None):
   """Evaluation (+ kNN: `knn_result` if already computed at this step; + the distillation
   teacher's top-1 next to the student's)."""
@@ -151,7 +159,9 @@ def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps, 
   one is evaluated.
   """
   result = None
-  checkpoint = tf.train.Checkpoint(model=model, global_step=optimizer.iterations)
+  # --evaluate_ema: the momentum network's weights, saved as `ema_model`, go into `model`.
+  network = {'ema_model' if config.evaluate_ema else 'model': model}
+  checkpoint = tf.train.Checkpoint(global_step=optimizer.iterations, **network)
   for path in tf.train.checkpoints_iterator(read_dir or config.model_dir,
                                             min_interval_secs=min_interval_secs):
     try:
@@ -244,6 +254,7 @@ def _run(config, strategy, read_dir):
     if config.mode != 'eval':
       teacher = teacher_lib.load_teacher(config.teacher_checkpoint, config, num_classes, strategy)
   model, optimizer = build_model(config, strategy, num_classes, num_examples)
+  ema_model = None if config.mode == 'eval' else build_ema_model(config, strategy, num_classes)
   # Train (unless --mode=eval), then evaluate, then the extras; results written once
   # (--mode=eval writes each checkpoint's as it comes, beside a training run).
   result = None
@@ -253,9 +264,13 @@ def _run(config, strategy, read_dir):
                                 read_dir)
     step = int(optimizer.iterations.numpy())
   else:
+    trained = model
+    # --evaluate_ema: the momentum network is the one evaluated, monitored, probed, exported.
+    model = ema_model if config.evaluate_ema else model
     monitor = KnnMonitor(config, model, strategy, source) if config.knn_eval else None
-    step = training.train(config, model, optimizer, strategy, source, config.model_dir,
-                          on_checkpoint=monitor, teacher=teacher, restore_dir=read_dir)
+    step = training.train(config, trained, optimizer, strategy, source, config.model_dir,
+                          on_checkpoint=monitor, teacher=teacher, restore_dir=read_dir,
+                          ema_model=ema_model)
     knn_result = monitor.result_at(step) if monitor else None
     if config.mode == 'train_then_eval':
       result = evaluation_result(config, model, strategy, source, step, knn_result, teacher)

@@ -86,6 +86,13 @@ class SimCLRModel(keras.Model):
       outputs.update(endpoints)
     return {k: at_least_float32(v) for k, v in outputs.items()}
 
+  def projection_shape(self, batch, views=2):
+    """[views * batch, d] of `proj_head_output`, from a trace (nothing runs)."""
+    size = self.config.image_size
+    spec = tf.TensorSpec([batch, size, size, 3 * views])
+    fn = tf.function(lambda x: self(x, training=False, apply_blur=False))
+    return fn.get_concrete_function(spec).structured_outputs['proj_head_output'].shape.as_list()
+
   def build_for(self, image_size=None, views=None):
     """Creates every variable by calling the model on a dummy batch.
 

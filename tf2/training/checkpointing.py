@@ -276,11 +276,13 @@ def zero_init_logits(model):
     variable.assign(tf.zeros_like(variable))
 
 
-def training_checkpoint(model, optimizer):
+def training_checkpoint(model, optimizer, **extras):
+  """What a run saves: the model, the optimizer, the step, and `extras` (the
+  momentum network and the memory of --memory_size, `TrainStep.checkpointed`)."""
   return tf.train.Checkpoint(model=model, optimizer=optimizer,
-                             global_step=optimizer.iterations)
+                             global_step=optimizer.iterations, **extras)
 
 
-def make_manager(model, optimizer, model_dir, max_to_keep):
-  return tf.train.CheckpointManager(training_checkpoint(model, optimizer), model_dir,
+def make_manager(model, optimizer, model_dir, max_to_keep, **extras):
+  return tf.train.CheckpointManager(training_checkpoint(model, optimizer, **extras), model_dir,
                                     max_to_keep=max_to_keep)

@@ -100,7 +100,7 @@ class GradientCache:
     self._updated_state = None
     wrap = (lambda fn: tf.function(fn, jit_compile=True)) if cfg.jit_compile else (lambda fn: fn)
     if self.contrastive:
-      self.cache_shape = [self.chunks] + self._projection_shape(cfg)
+      self.cache_shape = [self.chunks] + self.model.projection_shape(self.microbatch_size)
     self._make_accumulators()
     self._prepare = wrap(self.prepare)
     self._empty_cache = wrap(self.empty_cache)
@@ -138,12 +138,6 @@ class GradientCache:
     """Projections of one chunk in training mode, leaving every variable as it was."""
     with keras.StatelessScope():
       return self.model(chunk, training=True, apply_blur=False)['proj_head_output']
-
-  def _projection_shape(self, cfg):
-    """[2M, d] of one chunk's projections, from a trace of the model (nothing runs)."""
-    spec = tf.TensorSpec([self.microbatch_size, cfg.image_size, cfg.image_size, 6])
-    fn = tf.function(lambda x: self.model(x, training=False, apply_blur=False))
-    return fn.get_concrete_function(spec).structured_outputs['proj_head_output'].shape.as_list()
 
   def empty_cache(self):
     """Pass 1's [C, 2M, d] cache of projections, zeros until each chunk is written."""

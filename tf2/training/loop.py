@@ -124,20 +124,26 @@ def write_image_summaries(config, source, writer, step, count=3):
 
 
 def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None,
-          on_checkpoint=None, teacher=None, restore_dir=None):
+          on_checkpoint=None, teacher=None, restore_dir=None, ema_model=None):
   """Trains until `train_steps`; returns the final step.
 
   `on_checkpoint(step)` runs after every checkpoint, and before the first step
   of a run that starts at step 0 (the kNN monitor's baseline). `teacher`: the
   frozen teacher of --train_mode=distill. `restore_dir`: where to resume from
   when it is not `model_dir` (a non-chief worker resumes from the chief's).
+  `ema_model`: the momentum network of --memory_size (a built SimCLRModel); a
+  run that starts at step 0 starts it as a copy of `model`.
   """
   plan = make_plan(config, source.num_examples(config.train_split))
   schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
-  trainer = TrainStep(config, model, optimizer, strategy, teacher)
+  trainer = TrainStep(config, model, optimizer, strategy, teacher, ema_model)
   trainer.build_optimizer_state()
-  manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max)
+  manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max,
+                                       **trainer.checkpointed())
   step = restore_or_initialize(config, model, optimizer, manager, restore_dir)
+  if ema_model is not None and step == 0:
+    for ema, online in zip(ema_model.variables, model.variables):
+      ema.assign(online)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
                'checkpoint every %d steps, %s.', config.train_mode, step,
                plan.train_steps, plan.num_examples, plan.epoch_steps, plan.checkpoint_steps,

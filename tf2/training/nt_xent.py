@@ -46,7 +46,7 @@ def cross_replica_concat(tensor):
   return tf.reshape(gathered, [-1] + tensor.shape[1:].as_list())
 
 
-def _replica_id():
+def replica_id():
   ctx = tf.distribute.get_replica_context()
   if ctx is None or ctx.num_replicas_in_sync == 1:
     return tf.constant(0, tf.int32)
@@ -68,7 +68,7 @@ def nt_xent_loss(hidden, hidden_norm=True, temperature=1.0):
   hidden1_large = cross_replica_concat(hidden1)
   hidden2_large = cross_replica_concat(hidden2)
   enlarged_batch_size = tf.shape(hidden1_large)[0]
-  labels_idx = tf.range(batch_size) + _replica_id() * batch_size
+  labels_idx = tf.range(batch_size) + replica_id() * batch_size
   labels = tf.one_hot(labels_idx, enlarged_batch_size * 2, dtype=hidden.dtype)
   masks = tf.one_hot(labels_idx, enlarged_batch_size, dtype=hidden.dtype)
 

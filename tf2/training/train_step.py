@@ -8,7 +8,9 @@ because gradients are summed across replicas when applied, so the applied
 gradient is that of the global-batch loss.
 
 With --microbatch_size the step runs chunk by chunk instead, with the same
-losses (`gradient_cache.GradientCache`).
+losses (`gradient_cache.GradientCache`). With --memory_size the contrastive
+loss takes its keys from the momentum network and its extra negatives from
+the memory, both updated after the optimizer's step (`memory`).
 
 Metrics are not stateful Keras metrics: each step returns its replica-mean
 values and the multi-step loop returns their mean over the steps it ran.
@@ -16,6 +18,7 @@ values and the multi-step loop returns their mean over the steps it ran.
 import tensorflow as tf
 
 from tf2.training import distillation
+from tf2.training import memory
 from tf2.training import nt_xent
 from tf2.training.gradient_cache import GradientCache
 from tf2.dtypes import at_least_float32
@@ -49,12 +52,22 @@ def metric_names(config):
 class TrainStep:
   """Builds the replica step and the distributed multi-step loop for a model."""
 
-  def __init__(self, config, model, optimizer, strategy, teacher=None):
+  def __init__(self, config, model, optimizer, strategy, teacher=None, ema_model=None):
     if (config.train_mode == 'distill') != (teacher is not None):
       raise ValueError('A teacher model is needed exactly when --train_mode=distill.')
+    if bool(config.memory_size) != (ema_model is not None):
+      raise ValueError('A momentum (EMA) model is needed exactly when --memory_size is set.')
     self.config = config
     self.model = model
     self.teacher = teacher
+    self.ema_model = ema_model
+    self.memory = None
+    if ema_model is not None:
+      self._momentum_pairs = memory.momentum_pairs(ema_model, model)
+      dim = model.projection_shape(1)[-1]
+      with strategy.scope():
+        self.memory = memory.NegativeMemory(
+            config.memory_size, dim, tf.float64 if config.precision == 'float64' else tf.float32)
     self.optimizer = optimizer
     self.strategy = strategy
     self.metric_names = metric_names(config)
@@ -71,13 +84,18 @@ class TrainStep:
       return self.gradient_cache.step(images, labels)
     return self.strategy.run(self._compiled_replica_step, (images, labels))
 
-  def losses(self, images, labels, training=True):
-    """Returns (total loss, metrics dict) for one replica's batch."""
-    outputs = self.model(images, training=training)
+  def losses(self, images, labels, training=True, global_keys=None):
+    """Returns (total loss, metrics dict) for one replica's batch.
+
+    `global_keys`: the momentum network's keys (`memory.gather_keys`) of
+    `images`, already blurred, with --memory_size.
+    """
+    outputs = self.model(images, training=training,
+                         apply_blur=False if global_keys is not None else None)
     metrics = {}
     loss = 0.0
     if self.config.train_mode == 'pretrain':
-      con_loss, con_metrics = self.contrastive_loss(outputs['proj_head_output'])
+      con_loss, con_metrics = self.contrastive_loss(outputs['proj_head_output'], global_keys)
       metrics.update(con_metrics)
       loss += con_loss
     example_loss, example_metrics = self.example_losses(outputs, images, labels)
@@ -88,11 +106,17 @@ class TrainStep:
     metrics.update(weight_decay=wd, total_loss=loss)
     return loss, metrics
 
-  def contrastive_loss(self, projections):
-    """(NT-Xent over the global batch, its metrics) for this replica's projections."""
+  def contrastive_loss(self, projections, global_keys=None):
+    """(NT-Xent over the global batch, its metrics) for this replica's projections;
+    with `global_keys`, against those keys and the memory."""
     cfg = self.config
-    con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
-        projections, hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
+    if global_keys is None:
+      con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
+          projections, hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
+    else:
+      con_loss, logits_con, labels_con = memory.memory_nt_xent_loss(
+          projections, global_keys, self.memory.queue, self.memory.valid(),
+          hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
     acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
     return con_loss, dict(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
 
@@ -134,13 +158,33 @@ class TrainStep:
 
   def replica_step(self, images, labels):
     variables = self.model.trainable_variables
+    global_keys = None
+    if self.memory is not None:
+      images, global_keys = self.momentum_keys(images)
     with tf.GradientTape() as tape:
-      loss, metrics = self.losses(images, labels)
+      loss, metrics = self.losses(images, labels, global_keys=global_keys)
       scaled_loss = loss / self.strategy.num_replicas_in_sync
     grads = tape.gradient(scaled_loss, variables)
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     self.optimizer.apply_gradients(pairs)
+    if self.memory is not None:
+      memory.momentum_update(*self._momentum_pairs, self.config.momentum_decay)
+      self.memory.enqueue(global_keys)
     return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+
+  def momentum_keys(self, images):
+    """(images blurred once if training blurs, the momentum network's global keys):
+    both networks must see the same views."""
+    if self.model.blurs_when_training:
+      images = self.model.blur(images)
+    keys = self.ema_model(images, training=True, apply_blur=False)['proj_head_output']
+    return images, memory.gather_keys(keys, self.config.hidden_norm)
+
+  def checkpointed(self):
+    """The step's own state that checkpoints hold beside the model and optimizer."""
+    if self.memory is None:
+      return {}
+    return {'ema_model': self.ema_model, 'memory': self.memory}
 
   def build_optimizer_state(self):
     """Creates the optimizer slots up front (not inside a replica context)."""
