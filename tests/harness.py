@@ -138,8 +138,10 @@ def main():
     def input_fn(input_context):
       per_replica = input_context.get_per_replica_batch_size(config.train_batch_size)
       images, labels = pipeline_batches(input_context.input_pipeline_id, per_replica)
-      return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().skip(
-          resumed['step'])
+      # Each step takes one batch for each replica the pipeline feeds.
+      taken = resumed['step'] * (input_context.num_replicas_in_sync //
+                                 input_context.num_input_pipelines)
+      return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().skip(taken)
     return input_fn
 
   input_pipeline.make_input_fn = fixed_input_fn

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 import harness
+from tf2 import runner
 from tf2.config import Config, ConfigError
+from tf2.data.datasets import array_source
 from tf2.models.model import SimCLRModel
 from tf2.training import checkpointing
 from tf2.training import loop as training
@@ -285,3 +287,33 @@ def test_a_run_killed_and_resumed_ends_as_the_uninterrupted_run(tmp_path):
     if not key.startswith(('save_counter', '_CHECKPOINTABLE_OBJECT_GRAPH')):
       np.testing.assert_array_equal(readers[0].get_tensor(key), readers[1].get_tensor(key),
                                     err_msg=key)
+
+
+def test_a_new_run_starts_the_momentum_network_as_the_online_one_even_past_step_0(tmp_path,
+                                                                                  rng):
+  """With --momentum_decay=1 the momentum weights never move, so after training
+  they are the online weights the run started from: random ones for a new run,
+  and those of --checkpoint for a run initialised from one, whose global step
+  (restored with the schema '.*') puts the run's start past step 0."""
+  source = array_source('arrays', {'train': (rng.randint(0, 256, [32, 16, 16, 3]).astype(
+      np.uint8), rng.randint(0, 3, 32))}, 3)
+  cfg = Config(resnet_depth=18, image_size=16, resnet_base_width=8, train_batch_size=8,
+               train_steps=2, checkpoint_steps=2, use_blur=False, warmup_epochs=0,
+               memory_size=32, momentum_decay=1.0).validate()
+  strategy = tf.distribute.get_strategy()
+  ends = []
+  for run_cfg in (cfg, cfg.replace(train_steps=4, checkpoint=str(tmp_path / 'a'),
+                                   variable_schema='.*')):
+    model, optimizer = runner.build_model(run_cfg, strategy, 3, 32)
+    ema = runner.build_ema_model(run_cfg, strategy, 3)
+    start = {v.path: v.numpy() for v in model.trainable_variables}
+    model_dir = str(tmp_path / ('a' if not run_cfg.checkpoint else 'b'))
+    training.train(run_cfg, model, optimizer, strategy, source, model_dir, ema_model=ema)
+    if run_cfg.checkpoint:
+      assert int(optimizer.iterations.numpy()) == 4  # Started at the checkpoint's step 2.
+      start = ends[0]
+    for v in ema.variables:
+      if v.path in start:
+        np.testing.assert_array_equal(v.numpy(), start[v.path], err_msg=v.path)
+    assert any(not np.array_equal(v.numpy(), start[v.path]) for v in model.trainable_variables)
+    ends.append({v.path: v.numpy() for v in model.trainable_variables})

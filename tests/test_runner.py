@@ -334,3 +334,12 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path):
     tf.io.gfile.rmtree(str(tmp_path / 'saved_model'))
     runner.run(parse(command + ' --mode=eval --eval_name=ema_eval'))
     assert_is_ema(exported())
+
+
+def test_evaluate_ema_refuses_a_checkpoint_without_a_momentum_network(tmp_path):
+  with tfds.testing.mock_data(num_examples=20):
+    command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
+               f' --data_dir={tmp_path}')
+    runner.run(parse(command))
+    with pytest.raises(checkpointing.CheckpointMismatchError, match='holds no momentum network'):
+      runner.run(parse(command + ' --mode=eval --memory_size=32 --evaluate_ema=True'))

@@ -165,6 +165,11 @@ def watch_and_evaluate(config, model, optimizer, strategy, source, train_steps, 
   for path in tf.train.checkpoints_iterator(read_dir or config.model_dir,
                                             min_interval_secs=min_interval_secs):
     try:
+      if config.evaluate_ema and not any(name.startswith('ema_model/')
+                                         for name, _ in tf.train.list_variables(path)):
+        raise checkpointing.CheckpointMismatchError(
+            f'{path} holds no momentum network (trained without --memory_size?): evaluate '
+            'it without --evaluate_ema.')
       checkpoint.restore(path).expect_partial()
     except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.OutOfRangeError,
             tf.errors.InvalidArgumentError, IndexError) as e:  # IndexError: a truncated file.

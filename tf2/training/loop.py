@@ -92,6 +92,15 @@ def restore_or_initialize(config, model, optimizer, manager, restore_dir=None):
   return int(optimizer.iterations.numpy())
 
 
+def copy_weights(source, target):
+  """Assigns every variable of `source` to the variable of `target` with its path."""
+  by_path = {v.path: v for v in target.variables}
+  if sorted(by_path) != sorted(v.path for v in source.variables):
+    raise ValueError('The momentum network must have the online network\'s variables.')
+  for variable in source.variables:
+    by_path[variable.path].assign(variable)
+
+
 def resume_from(checkpoint, candidates):
   """Restores the newest readable checkpoint of `candidates` (newest first); returns its
   path, or None. A damaged or vanished one is skipped with a warning, so a run whose
@@ -106,7 +115,7 @@ def resume_from(checkpoint, candidates):
     except (AssertionError, ValueError) as e:
       raise checkpointing.CheckpointMismatchError(
           f'{path} in --model_dir does not fit the model being built (another '
-          f'architecture or training mode?): {e}. Use a new --model_dir.') from e
+          f'architecture, training mode or --memory_size?): {e}. Use a new --model_dir.') from e
     logging.info('Resuming from %s', path)
     return path
   return None
@@ -132,7 +141,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   frozen teacher of --train_mode=distill. `restore_dir`: where to resume from
   when it is not `model_dir` (a non-chief worker resumes from the chief's).
   `ema_model`: the momentum network of --memory_size (a built SimCLRModel); a
-  run that starts at step 0 starts it as a copy of `model`.
+  run that does not resume starts it as a copy of `model` once initialised.
   """
   plan = make_plan(config, source.num_examples(config.train_split))
   schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
@@ -140,10 +149,10 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   trainer.build_optimizer_state()
   manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max,
                                        **trainer.checkpointed())
+  resumes = bool(checkpointing.checkpoints_newest_first(restore_dir or model_dir))
   step = restore_or_initialize(config, model, optimizer, manager, restore_dir)
-  if ema_model is not None and step == 0:
-    for ema, online in zip(ema_model.variables, model.variables):
-      ema.assign(online)
+  if ema_model is not None and not resumes:
+    copy_weights(model, ema_model)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
                'checkpoint every %d steps, %s.', config.train_mode, step,
                plan.train_steps, plan.num_examples, plan.epoch_steps, plan.checkpoint_steps,
@@ -171,7 +180,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
       stop = step + ran
       if not math.isfinite(metrics['total_loss']) or not finite:
         # Only now are the variables read on the host, to name the first bad one.
-        bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(model.variables)
+        bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(trainer.state_variables())
         what = (f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})' if bad else
                 f'The loss became {metrics["total_loss"]}')
         raise FloatingPointError(
@@ -198,7 +207,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
         on_loop_end(step)
   except KeyboardInterrupt:
     step = int(optimizer.iterations.numpy())
-    if nonfinite(model.variables):
+    if nonfinite(trainer.state_variables()):
       logging.warning('Interrupted at step %d with NaN/Inf weights: not saved.', step)
     elif manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
       path = checkpointing.save(manager, step)
@@ -223,7 +232,7 @@ def summary_due(previous, step, every, train_steps, fixed_calls):
 
 def nonfinite(variables):
   """Paths of the variables holding NaN or Inf (checked before anything is saved)."""
-  return [v.path for v in variables
+  return [getattr(v, 'path', None) or v.name for v in variables
           if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))))]
 
 

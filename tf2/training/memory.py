@@ -19,8 +19,9 @@ fills during the first K / (2N) steps never contrasts against zeros.
 
 After each optimizer step the momentum weights move as MoCo's,
 w_ema = d * w_ema + (1 - d) * w (d = --momentum_decay), and both views' keys of
-the global batch are enqueued over the oldest entries (a ring index, static
-shapes, so the step compiles with XLA). The momentum network computes keys
+the global batch are enqueued over the oldest entries (a ring index and
+static shapes, for XLA; every replica writes its own copy, with no
+cross-replica call). The momentum network computes keys
 in training mode, as MoCo's key encoder does (batch statistics, across
 replicas with --global_bn); its BN moving averages are its own, advanced by
 those forward passes, so that they match its weights when it is evaluated.
@@ -80,15 +81,16 @@ class NegativeMemory(tf.Module):
   """A ring buffer of the last `size` keys: `queue` [size, dim] (of `dtype`), the
   next slot to write (`pointer`) and how many slots hold keys (`filled`).
 
-  Create it under the strategy's scope; its variables are mirrored, and every
-  replica enqueues the same (gathered) keys.
+  Create it under the strategy's scope; its variables are mirrored. Every
+  replica enqueues the same (gathered) keys into its own copy, so no update
+  needs a cross-replica call (aggregation NONE, as for the EMA weights).
   """
 
   def __init__(self, size, dim, dtype=tf.float32):
     super().__init__(name='memory')
     self.size = size
     sync = dict(synchronization=tf.VariableSynchronization.ON_WRITE,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, trainable=False)
+                aggregation=tf.VariableAggregation.NONE, trainable=False)
     self.queue = tf.Variable(tf.zeros([size, dim], dtype), name='queue', **sync)
     self.pointer = tf.Variable(0, dtype=tf.int64, name='pointer', **sync)
     self.filled = tf.Variable(0, dtype=tf.int64, name='filled', **sync)
@@ -101,8 +103,7 @@ class NegativeMemory(tf.Module):
     """Writes `keys` [n, dim] (n <= size) over the oldest slots."""
     n = keys.shape[0]
     slots = (self.pointer + tf.range(n, dtype=tf.int64)) % self.size
-    self.queue.assign(tf.tensor_scatter_nd_update(self.queue, slots[:, None],
-                                                  tf.cast(keys, self.queue.dtype)))
+    self.queue.scatter_update(tf.IndexedSlices(tf.cast(keys, self.queue.dtype), slots))
     self.pointer.assign((self.pointer + n) % self.size)
     self.filled.assign(tf.minimum(self.filled + n, self.size))
 

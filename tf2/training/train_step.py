@@ -180,6 +180,14 @@ class TrainStep:
     keys = self.ema_model(images, training=True, apply_blur=False)['proj_head_output']
     return images, memory.gather_keys(keys, self.config.hidden_norm)
 
+  def state_variables(self):
+    """Every variable a step writes besides the optimizer's: the model's, and the
+    momentum network's and the memory's with --memory_size."""
+    if self.memory is None:
+      return list(self.model.variables)
+    return list(self.model.variables) + list(self.ema_model.variables) + list(
+        self.memory.variables)
+
   def checkpointed(self):
     """The step's own state that checkpoints hold beside the model and optimizer."""
     if self.memory is None:
@@ -198,13 +206,13 @@ class TrainStep:
     (the chief's), received by an all-reduce, so that every worker of a
     multi-worker run takes the same steps whatever its own clock proposed
     (collectives must match in count and order on every worker). The result
-    also holds STEPS (the steps run) and ALL_FINITE (1.0 if every variable is
-    finite after them: one device-side check instead of a host read of every
+    also holds STEPS (the steps run) and ALL_FINITE (1.0 if every variable of
+    `state_variables` is finite after them: one device-side check instead of a host read of every
     variable after each call).
     """
     strategy = self.strategy
     names = self.metric_names
-    variables = self.model.variables
+    variables = self.state_variables()
 
     def chief_value(n):
       ctx = tf.distribute.get_replica_context()
