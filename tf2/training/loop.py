@@ -180,7 +180,8 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
       stop = step + ran
       if not math.isfinite(metrics['total_loss']) or not finite:
         # Only now are the variables read on the host, to name the first bad one.
-        bad = [] if not math.isfinite(metrics['total_loss']) else nonfinite(trainer.state_variables())
+        bad = ([] if not math.isfinite(metrics['total_loss'])
+               else nonfinite(trainer.state_variables()))
         what = (f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})' if bad else
                 f'The loss became {metrics["total_loss"]}')
         raise FloatingPointError(

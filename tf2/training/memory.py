@@ -33,9 +33,10 @@ from tf2.training import nt_xent
 
 
 def gather_keys(keys, hidden_norm):
-  """[2N, d] of this replica's [2n, d] momentum projections (views stacked;
-  float32, or float64 in float64 mode): both views' keys of the global batch, all first views, then all
-  second views, each in replica order; normalised with --hidden_norm."""
+  """[2N, d] keys of the global batch from this replica's [2n, d] momentum
+  projections (views stacked): all first views, then all second views, each
+  in replica order; float32 (float64 in float64 mode), normalised with
+  --hidden_norm."""
   keys = at_least_float32(tf.stop_gradient(keys))
   if hidden_norm:
     keys = tf.math.l2_normalize(keys, -1)
