@@ -50,16 +50,9 @@ SQRT_BASE_RATE = 0.075
 def time_steps(variants, precision_name, rounds):
   """{name: best s/step}, {name: every round's s/step} of `variants` {name: (batch,
   microbatch, Config fields)}, timed in interleaved rounds."""
-  runs = {name: microbatch_memory.make_step(batch, microbatch, precision_name, **fields)
-          for name, (batch, microbatch, fields) in variants.items()}
-  for run in runs.values():
-    run()  # Trace and warm up.
-  times = {name: [] for name in runs}
-  for _ in range(rounds):
-    for name, run in runs.items():
-      start = time.time()
-      run()
-      times[name].append(time.time() - start)
+  times = microbatch_memory.interleaved_times(
+      {name: microbatch_memory.make_step(batch, microbatch, precision_name, **fields)
+       for name, (batch, microbatch, fields) in variants.items()}, rounds)
   return {name: min(t) for name, t in times.items()}, times
 
 

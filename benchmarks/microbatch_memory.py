@@ -74,16 +74,23 @@ def child_memory(batch, microbatch):
                     'first_step_s': time.time() - start}))
 
 
-def child_timing(batch, microbatch, rounds):
-  plain, chunked = make_step(batch, 0), make_step(batch, microbatch)
-  plain(), chunked()  # Trace and warm up.
-  times = {'plain': [], 'chunked': []}
+def interleaved_times(runs, rounds):
+  """{name: seconds of each round} of the functions `runs` {name: run}, after one
+  warm-up call each (tracing), in interleaved rounds."""
+  for run in runs.values():
+    run()
+  times = {name: [] for name in runs}
   for _ in range(rounds):
-    for name, run in (('plain', plain), ('chunked', chunked)):
+    for name, run in runs.items():
       start = time.time()
       run()
       times[name].append(time.time() - start)
-  print(json.dumps(times))
+  return times
+
+
+def child_timing(batch, microbatch, rounds):
+  print(json.dumps(interleaved_times(
+      {'plain': make_step(batch, 0), 'chunked': make_step(batch, microbatch)}, rounds)))
 
 
 def in_child(*args):

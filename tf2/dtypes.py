@@ -20,5 +20,11 @@ def loss_dtype(x):
   return tf.float64 if x.dtype == tf.float64 else tf.float32
 
 
+def state_dtype(precision):
+  """The dtype of what a step keeps beside the weights (gradient sums, the
+  memory of negatives): float64 in float64 mode, else float32."""
+  return tf.float64 if precision == 'float64' else tf.float32
+
+
 def at_least_float32(x):
   return tf.cast(x, loss_dtype(x))

@@ -46,6 +46,8 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from tf2.dtypes import state_dtype
+
 # Metrics that are means over examples: each chunk contributes its share.
 EXAMPLE_METRICS = ('distill_loss', 'teacher_agreement', 'supervised_loss', 'supervised_acc')
 
@@ -94,7 +96,7 @@ class GradientCache:
                  'gradient caching' if self.contrastive else 'gradient accumulation')
     self.example_metrics = [n for n in trainer.metric_names if n in EXAMPLE_METRICS]
     # Losses and metrics accumulate in the dtype losses are computed in.
-    self.dtype = tf.float64 if cfg.precision == 'float64' else tf.float32
+    self.dtype = state_dtype(cfg.precision)
     # Filled when pass 2 is traced, read when the update is traced after it.
     self._has_gradient = None
     self._updated_state = None

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tf2.training import checkpointing
 from tf2.data import input_pipeline
 from tf2.training import lr_schedule
+from tf2.training import memory
 from tf2.training.pacing import LoopPacer
 from tf2.training.progress import Progress
 from tf2.training.train_step import TrainStep
@@ -92,15 +93,6 @@ def restore_or_initialize(config, model, optimizer, manager, restore_dir=None):
   return int(optimizer.iterations.numpy())
 
 
-def copy_weights(source, target):
-  """Assigns every variable of `source` to the variable of `target` with its path."""
-  by_path = {v.path: v for v in target.variables}
-  if sorted(by_path) != sorted(v.path for v in source.variables):
-    raise ValueError('The momentum network must have the online network\'s variables.')
-  for variable in source.variables:
-    by_path[variable.path].assign(variable)
-
-
 def resume_from(checkpoint, candidates):
   """Restores the newest readable checkpoint of `candidates` (newest first); returns its
   path, or None. A damaged or vanished one is skipped with a warning, so a run whose
@@ -152,7 +144,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   resumes = bool(checkpointing.checkpoints_newest_first(restore_dir or model_dir))
   step = restore_or_initialize(config, model, optimizer, manager, restore_dir)
   if ema_model is not None and not resumes:
-    copy_weights(model, ema_model)
+    memory.start_as(ema_model, model)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
                'checkpoint every %d steps, %s.', config.train_mode, step,
                plan.train_steps, plan.num_examples, plan.epoch_steps, plan.checkpoint_steps,

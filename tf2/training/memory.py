@@ -115,6 +115,16 @@ def momentum_update(ema_variables, variables, decay):
     ema.assign(decay * ema + (1.0 - decay) * tf.cast(online, ema.dtype))
 
 
+def start_as(ema_model, model):
+  """Makes the momentum network a copy of `model` (every variable, by path):
+  how a run that does not resume starts it."""
+  by_path = {v.path: v for v in ema_model.variables}
+  if sorted(by_path) != sorted(v.path for v in model.variables):
+    raise ValueError('The momentum network must have the online network\'s variables.')
+  for variable in model.variables:
+    by_path[variable.path].assign(variable)
+
+
 def momentum_pairs(ema_model, model):
   """(EMA variables, online variables): the trainable weights, by path.
 

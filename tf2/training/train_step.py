@@ -21,7 +21,7 @@ from tf2.training import distillation
 from tf2.training import memory
 from tf2.training import nt_xent
 from tf2.training.gradient_cache import GradientCache
-from tf2.dtypes import at_least_float32
+from tf2.dtypes import at_least_float32, state_dtype
 from tf2.training.optimizers import weight_decay_loss
 
 
@@ -66,8 +66,8 @@ class TrainStep:
       self._momentum_pairs = memory.momentum_pairs(ema_model, model)
       dim = model.projection_shape(1)[-1]
       with strategy.scope():
-        self.memory = memory.NegativeMemory(
-            config.memory_size, dim, tf.float64 if config.precision == 'float64' else tf.float32)
+        self.memory = memory.NegativeMemory(config.memory_size, dim,
+                                            state_dtype(config.precision))
     self.optimizer = optimizer
     self.strategy = strategy
     self.metric_names = metric_names(config)
@@ -181,12 +181,10 @@ class TrainStep:
     return images, memory.gather_keys(keys, self.config.hidden_norm)
 
   def state_variables(self):
-    """Every variable a step writes besides the optimizer's: the model's, and the
-    momentum network's and the memory's with --memory_size."""
-    if self.memory is None:
-      return list(self.model.variables)
-    return list(self.model.variables) + list(self.ema_model.variables) + list(
-        self.memory.variables)
+    """Every variable a step writes besides the optimizer's: the model's and those
+    of `checkpointed` (the momentum network and the memory)."""
+    return list(self.model.variables) + [v for extra in self.checkpointed().values()
+                                         for v in extra.variables]
 
   def checkpointed(self):
     """The step's own state that checkpoints hold beside the model and optimizer."""
@@ -207,8 +205,8 @@ class TrainStep:
     multi-worker run takes the same steps whatever its own clock proposed
     (collectives must match in count and order on every worker). The result
     also holds STEPS (the steps run) and ALL_FINITE (1.0 if every variable of
-    `state_variables` is finite after them: one device-side check instead of a host read of every
-    variable after each call).
+    `state_variables` is finite after them: one device-side check instead of a
+    host read of every variable after each call).
     """
     strategy = self.strategy
     names = self.metric_names
