@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import original_code
 from tf2.data import augment
 
 N_DRAWS = 2000
@@ -115,3 +116,55 @@ def test_to_float_rgb(channels, dtype):
   scaled = raw.astype(np.float64) / maximum
   expected = np.repeat(scaled[..., :1], 3, -1) if channels < 3 else scaled[..., :3]
   np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+ORIGINAL = original_code.load()
+needs_original = pytest.mark.skipif(ORIGINAL is None, reason='no copy of the original SimCLR '
+                                    '(set SIMCLR_ORIGINAL to a checkout)')
+
+
+def crop_and_flip_statistics(views, height, width):
+  """Per view of a coordinate image (R = x, G = y): area and aspect of the crop, flipped."""
+  views = np.asarray(views, np.float64)
+  across = views[:, :, -1, 0].mean(1) - views[:, :, 0, 0].mean(1)  # R, right minus left
+  down = views[:, -1, :, 1].mean(1) - views[:, 0, :, 1].mean(1)  # G, bottom minus top
+  return {'area': np.abs(across * down), 'aspect': np.abs(across) * width / (down * height),
+          'flipped': (across < 0).astype(float)}
+
+
+@needs_original
+def test_crop_and_flip_distribution_matches_the_original():
+  height, width, size, n = 60, 90, 16, 1500
+  x, y = np.meshgrid((np.arange(width) + 0.5) / width, (np.arange(height) + 0.5) / height)
+  image = tf.constant(np.stack([x, y, np.full_like(x, 0.5)], -1).astype(np.float32))
+
+  def draws(view):
+    return next(iter(tf.data.Dataset.range(n).map(lambda _: view()).batch(n))).numpy()
+
+  theirs = crop_and_flip_statistics(
+      draws(lambda: ORIGINAL.preprocess_for_train(image, size, size, 0.0)), height, width)
+  ours = crop_and_flip_statistics(
+      draws(lambda: augment.preprocess_for_train(image, size, size, color_distort=False)),
+      height, width)
+  bound = 1.95 * np.sqrt(2 / n)  # two-sample Kolmogorov-Smirnov, alpha = 0.001
+  for name in ('area', 'aspect'):
+    grid = np.sort(np.concatenate([theirs[name], ours[name]]))
+    cdf = lambda v: np.searchsorted(np.sort(v), grid, side='right') / n
+    assert np.abs(cdf(theirs[name]) - cdf(ours[name])).max() < bound, name
+  # The tail of small crops, which the KS distance hardly sees.
+  smallest = np.percentile(theirs['area'], 3)
+  assert within((ours['area'] < smallest).mean(), 0.03, n)
+  assert within(ours['flipped'].mean(), 0.5, n) and within(theirs['flipped'].mean(), 0.5, n)
+
+
+@needs_original
+@pytest.mark.parametrize('shape', [(75, 100, 3), (100, 60, 1), (32, 32, 3)])
+def test_eval_preprocessing_equals_the_originals_on_uint8_images(shape):
+  """Cropping before the float conversion gives the original's numbers, bit for bit."""
+  raw = np.random.RandomState(4).randint(0, 256, shape).astype(np.uint8)
+  size = 48 if shape[0] > 32 else 32
+  ours = augment.preprocess(tf.constant(raw), size, is_training=False, color_distort=False)
+  image = tf.constant(np.repeat(raw, 3, -1) if shape[-1] == 1 else raw)
+  theirs = ORIGINAL.preprocess_image(image, size, size, is_training=False,
+                                     test_crop=size > 32)
+  np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -15,6 +15,7 @@ LR_SCALINGS = ('linear', 'sqrt')
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
+DATA_SERVICE_MODES = ('parallel_epochs', 'distributed_epoch')
 # The ResNet with the CIFAR stem (image_size <= 32) downsamples 8x.
 MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
@@ -131,6 +132,19 @@ class Config:
       '[new] Brightness jitter of SimCLRv2 (multiplicative) or SimCLRv1 (additive).')
   use_blur: bool = flag(True,
       'Whether or not to use Gaussian blur for augmentation during pretraining.')
+  color_jitter_on_device: bool = flag(False,
+      '[new] Pretraining: apply the colour distortion (jitter, grayscale) per batch on the '
+      'accelerator, each image its own draw from the same distribution, instead of per '
+      'image in the input pipeline. Frees most of the host CPU time of a 224 px view; '
+      'costs the accelerator a little (docs/performance.md#input-pipeline-at-224-px).')
+  data_service_address: str = flag('',
+      '[new] grpc://HOST:PORT of a tf.data service dispatcher: the training input pipeline '
+      'then runs on its workers (python -m tf2.data.service; docs/data.md#tfdata-service). '
+      'Empty: read on this host.')
+  data_service_mode: str = flag('parallel_epochs',
+      '[new] With --data_service_address: parallel_epochs (every worker runs the whole '
+      'pipeline; any source) or distributed_epoch (each example once per epoch across '
+      'workers; splittable sources: folders, arrays).')
   strict_images: bool = flag(False,
       '[new] Stop at the first unreadable image of a folder dataset instead of skipping'
       ' it.')
@@ -302,6 +316,7 @@ class Config:
     choice('proj_head_mode', PROJ_HEAD_MODES)
     choice('resnet_depth', RESNET_DEPTHS)
     choice('color_jitter_impl', COLOR_JITTER_IMPLS)
+    choice('data_service_mode', DATA_SERVICE_MODES)
     choice('precision', PRECISIONS)
     if self.knn_k < 1 or self.knn_temperature <= 0 or self.knn_bank_size < 0:
       raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0 and --knn_bank_size >= 0 '

@@ -46,7 +46,7 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
 
     @tf.function
     def call(images, trainable=False):
-      return model(images, training=trainable, return_endpoints=True, apply_blur=False)
+      return model(images, training=trainable, return_endpoints=True, apply_device_augment=False)
 
     # One trace per mode; the loaded object dispatches on the Python bool.
     images = tf.TensorSpec([None, None, None, 3], tf.float32)

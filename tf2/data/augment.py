@@ -7,27 +7,29 @@ saturation 0.8s and hue 0.2s in random order, each result clipped to [0, 1],
 then grayscale with probability 0.2. Brightness is multiplicative
 (`simclrv2`, factor in [max(0, 1 - 0.8s), 1 + 0.8s]) or additive
 (`simclrv1`). Gaussian blur is applied batched on the accelerator by the
-model (`tf2/data/blur.py`); `blur=True` here blurs per image instead.
+model (`tf2/data/blur.py`).
 
 Evaluation: a centre crop keeping 87.5% of the shorter side at the target
 aspect ratio, bicubic resize; no crop for images of 32 px or less.
 
-Every image first becomes 3-channel float32 in [0, 1] (`to_float_rgb`).
+The same functions as the original's, computed with less work: an image
+becomes 3-channel (`to_rgb`) in its own dtype, is cropped there, and only the
+crop is converted to float32 in [0, 1] (the original converts the whole
+image first, to the same values). With `--color_jitter_on_device` the colour
+distortion runs per batch on the accelerator instead (`tf2/data/color.py`).
 """
 import functools
 
 import tensorflow as tf
 
-from tf2.data import blur as blur_lib
 
 CROP_PROPORTION = 0.875
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 
 
-def to_float_rgb(image):
-  """Any decoded image (uint8/uint16/float; 1, 2, 3 or 4 channels) -> float32 RGB [0, 1]."""
-  image = tf.image.convert_image_dtype(image, tf.float32)
+def to_rgb(image):
+  """Any decoded image (1, 2, 3 or 4 channels) -> 3 channels, in its own dtype."""
   channels = image.shape[-1]
   if channels == 1:
     image = tf.tile(image, [1, 1, 3])
@@ -41,6 +43,16 @@ def to_float_rgb(image):
                     lambda: image[..., :3])
   image.set_shape([None, None, 3])
   return image
+
+
+def to_float(image):
+  """uint8/uint16/float -> float32 in [0, 1]."""
+  return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def to_float_rgb(image):
+  """Any decoded image (uint8/uint16/float; 1, 2, 3 or 4 channels) -> float32 RGB [0, 1]."""
+  return to_float(to_rgb(image))
 
 
 def random_apply(func, p, x):
@@ -60,9 +72,10 @@ def sample_crop_box(image_shape, aspect_ratio=1.0):
 
 
 def random_crop_with_resize(image, height, width):
+  """A random crop (any dtype), converted to float and resized bicubically."""
   offset, size = sample_crop_box(tf.shape(image), width / height)
   image = tf.image.crop_to_bounding_box(image, offset[0], offset[1], size[0], size[1])
-  return tf.image.resize(image, [height, width], method='bicubic')
+  return tf.image.resize(to_float(image), [height, width], method='bicubic')
 
 
 def random_brightness(image, max_delta, impl='simclrv2'):
@@ -103,7 +116,8 @@ def random_color_jitter(image, strength, impl='simclrv2'):
 
 
 def center_crop(image, height, width, crop_proportion=CROP_PROPORTION):
-  """Centre crop keeping `crop_proportion` of the image at the target aspect; bicubic resize."""
+  """Centre crop keeping `crop_proportion` of the image at the target aspect (any dtype),
+  converted to float; bicubic resize."""
   shape = tf.shape(image)
   image_h = tf.cast(shape[0], tf.float32)
   image_w = tf.cast(shape[1], tf.float32)
@@ -121,22 +135,23 @@ def center_crop(image, height, width, crop_proportion=CROP_PROPORTION):
   offset_h = (shape[0] - crop_h + 1) // 2
   offset_w = (shape[1] - crop_w + 1) // 2
   image = tf.image.crop_to_bounding_box(image, offset_h, offset_w, crop_h, crop_w)
-  return tf.image.resize(image, [height, width], method='bicubic')
+  return tf.image.resize(to_float(image), [height, width], method='bicubic')
 
 
 def preprocess_for_train(image, height, width, color_distort=True, strength=1.0,
-                         impl='simclrv2', crop=True, flip=True, blur=False):
-  """One training view of a float RGB image in [0, 1]."""
-  if crop:
-    image = random_crop_with_resize(image, height, width)
+                         impl='simclrv2', crop=True, flip=True, finish=True):
+  """One training view of an RGB image of any dtype, float32.
+
+  `finish=False` stops before the colour distortion and the final clip, which
+  `color.batch_random_color_jitter` then applies on the accelerator.
+  """
+  image = random_crop_with_resize(image, height, width) if crop else to_float(image)
   if flip:
     image = tf.image.random_flip_left_right(image)
-  if color_distort:
+  if color_distort and finish:
     image = random_color_jitter(image, strength, impl)
-  if blur:
-    image = random_apply(lambda x: blur_lib.random_blur(x, height), 0.5, image)
   image = tf.reshape(image, [height, width, 3])
-  return tf.clip_by_value(image, 0.0, 1.0)
+  return tf.clip_by_value(image, 0.0, 1.0) if finish else image
 
 
 def preprocess_for_eval(image, height, width, crop=True):
@@ -144,6 +159,7 @@ def preprocess_for_eval(image, height, width, crop=True):
   if crop:
     image = center_crop(image, height, width)
   else:
+    image = to_float(image)
     shape = tf.shape(image)
     image = tf.cond(tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width)),
                     lambda: image,
@@ -158,18 +174,22 @@ def preprocess(image, image_size, is_training, color_distort, strength=1.0,
 
   Test-time cropping is off for images of 32 px or less (CIFAR).
   """
-  image = to_float_rgb(image)
+  image = to_rgb(image)
   if is_training:
     return preprocess_for_train(image, image_size, image_size, color_distort, strength, impl)
   return preprocess_for_eval(image, image_size, image_size, crop=image_size > 32)
 
 
-def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2):
+def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2,
+                   color_on_device=False):
   """`views` independent augmentations stacked on the channel axis: [H, W, 3 * views].
 
   Strength 0 skips colour distortion altogether, random grayscale included
   (the original's `preprocess_for_train` tests `color_jitter_strength > 0`).
+  `color_on_device`: crop, resize and flip only, unclipped; the model applies
+  the colour distortion and the clip per batch (`--color_jitter_on_device`).
   """
-  image = to_float_rgb(image)
+  image = to_rgb(image)
   return tf.concat([preprocess_for_train(image, image_size, image_size, strength > 0, strength,
-                                         impl) for _ in range(views)], -1)
+                                         impl, finish=not color_on_device)
+                    for _ in range(views)], -1)

@@ -10,10 +10,11 @@ channels. Evaluation keeps every example: the last batch may be partial, and
 the evaluation loop counts what it receives.
 """
 import functools
+import os
 
 import tensorflow as tf
 
-from tf2.data import augment
+from tf2.data import augment, service
 
 
 def preprocess_fn(config, is_training):
@@ -21,23 +22,31 @@ def preprocess_fn(config, is_training):
   if is_training and config.train_mode == 'pretrain':
     return functools.partial(augment.pretrain_views, image_size=config.image_size,
                              strength=config.color_jitter_strength,
-                             impl=config.color_jitter_impl)
+                             impl=config.color_jitter_impl,
+                             color_on_device=config.color_jitter_on_device)
   # Fine-tuning: crop and flip without colour distortion; eval: centre crop.
   return functools.partial(augment.preprocess, image_size=config.image_size,
                            is_training=is_training, color_distort=False)
 
 
-def make_input_fn(source, config, is_training, split=None, global_batch_size=None, keep=None):
-  """`keep`: read only these positions of the split (a mask, `tf2/data/sampling.py`)."""
+def make_input_fn(source, config, is_training, split=None, global_batch_size=None, keep=None,
+                  through_service=False):
+  """`keep`: read only these positions of the split (a mask, `tf2/data/sampling.py`).
+
+  `through_service`: training input through --data_service_address when set
+  (`tf2/data/service.py`); the workers then read the whole split, unsharded.
+  """
   split = split or (config.train_split if is_training else config.eval_split)
   global_batch_size = global_batch_size or (
       config.train_batch_size if is_training else config.eval_batch_size)
   preprocess = preprocess_fn(config, is_training)
+  remote = bool(through_service and is_training and config.data_service_address)
 
   def input_fn(input_context=None):
     batch_size = (input_context.get_per_replica_batch_size(global_batch_size)
                   if input_context else global_batch_size)
-    ds = source.read(split, input_context, shuffle_files=is_training, keep=keep)
+    ds = source.read(split, None if remote else input_context, shuffle_files=is_training,
+                     keep=keep)
     if config.cache_dataset:
       ds = ds.cache()
     if is_training:
@@ -50,6 +59,9 @@ def make_input_fn(source, config, is_training, split=None, global_batch_size=Non
     ds = ds.map(lambda image, label: (preprocess(image), label),
                 num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=is_training)
+    if remote:
+      ds = service.distribute(ds, config.data_service_address, config.data_service_mode,
+                              job_name='simclr_' + os.path.abspath(config.model_dir or 'run'))
     return ds.prefetch(tf.data.AUTOTUNE)
 
   return input_fn

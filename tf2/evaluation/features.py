@@ -46,7 +46,7 @@ def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
 
   def replica_step(images, labels):
     images, labels, valid, _ = pad_batch(images, labels, per_replica_batch)
-    outputs = model(images, training=False, return_endpoints=True, apply_blur=False)
+    outputs = model(images, training=False, return_endpoints=True, apply_device_augment=False)
     valid = tf.cast(valid, tf.int32)  # (gather takes no bool)
     return tf.cast(outputs[key], tf.float32), labels, valid
 

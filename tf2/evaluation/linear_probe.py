@@ -34,7 +34,7 @@ def estimate_batch_norm_statistics(model, source, config, split, batches=20, bat
 
   @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
   def forward(images):
-    model(images, training=True, apply_blur=False)
+    model(images, training=True, apply_device_augment=False)
 
   for images, _ in _eval_batches(source, config, split, batch_size).take(batches):
     forward(images)

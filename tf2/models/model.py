@@ -3,8 +3,9 @@
 Input layout is the original's: the augmented views of each image stacked on
 the channel axis (`[B, H, W, 3 * views]`, 2 views when pretraining). The model
 splits them into a `[views * B, H, W, 3]` batch (view-major), so that BN sees
-every view together, and optionally blurs each image on the accelerator
-(pretraining only).
+every view together. When pretraining it can augment on the accelerator, per
+batch with each image's own draw: the colour distortion
+(`--color_jitter_on_device`, `tf2/data/color.py`), then the blur.
 
 `call` returns a dict of float32 (float64 in float64 mode) tensors: `proj_head_input` (the encoder
 output), `proj_head_output` (equal to the input with head mode `none`), and
@@ -16,7 +17,7 @@ representation so label information never reaches the encoder). With
 import keras
 import tensorflow as tf
 
-from tf2.data import blur
+from tf2.data import blur, color
 from tf2.dtypes import at_least_float32, dtype_policy
 from tf2.config import Config
 from tf2.models.heads import ProjectionHead, SupervisedHead
@@ -58,23 +59,34 @@ class SimCLRModel(keras.Model):
     """Nothing to create here: sub-layers build on the first call (see models.composite)."""
 
   @property
-  def blurs_when_training(self):
-    """Whether `call(training=True)` blurs its inputs (pretraining with use_blur)."""
-    return self.config.use_blur and self.config.train_mode == 'pretrain'
+  def augments_when_training(self):
+    """Whether `call(training=True)` augments its inputs (pretraining with use_blur or
+    color_jitter_on_device)."""
+    cfg = self.config
+    return cfg.train_mode == 'pretrain' and (cfg.use_blur or cfg.color_jitter_on_device)
 
-  def blur(self, inputs):
-    """The random blur of training, on stacked views (each image's own draw)."""
-    features = blur.batch_random_blur(split_views(inputs), self.config.image_size)
-    return stack_views(features, inputs.shape[-1] // 3)
+  def _augment_views(self, features):
+    cfg = self.config
+    if cfg.color_jitter_on_device:
+      features = color.batch_random_color_jitter(features, cfg.color_jitter_strength,
+                                                 cfg.color_jitter_impl)
+    if cfg.use_blur:
+      features = blur.batch_random_blur(features, cfg.image_size)
+    return features
 
-  def call(self, inputs, training=False, return_endpoints=False, apply_blur=None):
-    """`apply_blur=None`: blur when training and `blurs_when_training`."""
+  def device_augment(self, inputs):
+    """Training's augmentations on the accelerator, on stacked views (each image's own
+    draw)."""
+    return stack_views(self._augment_views(split_views(inputs)), inputs.shape[-1] // 3)
+
+  def call(self, inputs, training=False, return_endpoints=False, apply_device_augment=None):
+    """`apply_device_augment=None`: when training and `augments_when_training`."""
     cfg = self.config
     features = split_views(inputs)
-    if apply_blur is None:
-      apply_blur = training and self.blurs_when_training
-    if apply_blur:
-      features = blur.batch_random_blur(features, cfg.image_size)
+    if apply_device_augment is None:
+      apply_device_augment = training and self.augments_when_training
+    if apply_device_augment:
+      features = self._augment_views(features)
     hiddens, endpoints = self.resnet_model(features, training=training, return_endpoints=True)
     proj_output, ft_input = self.projection_head(hiddens, training=training)
     outputs = {'proj_head_input': hiddens, 'proj_head_output': proj_output}
@@ -90,7 +102,7 @@ class SimCLRModel(keras.Model):
     """[views * batch, d] of `proj_head_output`, from a trace (nothing runs)."""
     size = self.config.image_size
     spec = tf.TensorSpec([batch, size, size, 3 * views])
-    fn = tf.function(lambda x: self(x, training=False, apply_blur=False))
+    fn = tf.function(lambda x: self(x, training=False, apply_device_augment=False))
     return fn.get_concrete_function(spec).structured_outputs['proj_head_output'].shape.as_list()
 
   def build_for(self, image_size=None, views=None):

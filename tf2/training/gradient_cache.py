@@ -34,7 +34,7 @@ mean of the micro-batches' statistics: each chunk's update is recorded in a
 `keras.StatelessScope` instead of applied, and their mean is assigned at the
 end, which with one chunk is the unchunked step's update.
 
-The augmentations, the random blur included, are drawn once per step, before
+The augmentations, those on the device included, are drawn once per step, before
 the chunks, so both passes see the same inputs. Every chunk is its own
 `strategy.run`, looped in the cross-replica context (MirroredStrategy
 refuses a synchronisation, global BN's all-reduce or a mirrored variable's
@@ -130,8 +130,8 @@ class GradientCache:
   def prepare(self, images, labels):
     """Blurs once for the step (as the model would in training), then chunks:
     [B, ...] -> [C, M, ...]."""
-    if self.model.blurs_when_training:
-      images = self.model.blur(images)
+    if self.model.augments_when_training:
+      images = self.model.device_augment(images)
     m = self.microbatch_size
     return (tf.reshape(images, [self.chunks, m] + images.shape[1:].as_list()),
             tf.reshape(labels, [self.chunks, m] + labels.shape[1:].as_list()))
@@ -139,7 +139,7 @@ class GradientCache:
   def _projections(self, chunk):
     """Projections of one chunk in training mode, leaving every variable as it was."""
     with keras.StatelessScope():
-      return self.model(chunk, training=True, apply_blur=False)['proj_head_output']
+      return self.model(chunk, training=True, apply_device_augment=False)['proj_head_output']
 
   def empty_cache(self):
     """Pass 1's [C, 2M, d] cache of projections, zeros until each chunk is written."""
@@ -196,7 +196,7 @@ class GradientCache:
     share = 1.0 / self.chunks
     with keras.StatelessScope() as scope:
       with tf.GradientTape() as tape:
-        outputs = self.model(chunk, training=True, apply_blur=False)
+        outputs = self.model(chunk, training=True, apply_device_augment=False)
         example_loss, example_metrics = self.trainer.example_losses(
             outputs, chunk, tf.gather(labels, c))
         surrogate = example_loss * share / self.replicas

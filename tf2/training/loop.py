@@ -155,7 +155,8 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   writer = tf.summary.create_file_writer(model_dir)
   if config.train_summary_steps > 0:
     write_image_summaries(config, source, writer, step)
-  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True)
+  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True,
+                                               through_service=True)
   iterator = iter(dataset)
   loop = trainer.make_loop()
   if on_checkpoint is not None and step == 0:

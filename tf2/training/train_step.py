@@ -88,10 +88,10 @@ class TrainStep:
     """Returns (total loss, metrics dict) for one replica's batch.
 
     `global_keys`: the momentum network's keys (`memory.gather_keys`) of
-    `images`, already blurred, with --memory_size.
+    `images`, already augmented on the device, with --memory_size.
     """
     outputs = self.model(images, training=training,
-                         apply_blur=False if global_keys is not None else None)
+                         apply_device_augment=False if global_keys is not None else None)
     metrics = {}
     loss = 0.0
     if self.config.train_mode == 'pretrain':
@@ -173,11 +173,11 @@ class TrainStep:
     return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
 
   def momentum_keys(self, images):
-    """(images blurred once if training blurs, the momentum network's global keys):
+    """(images augmented on the device once if training does, the momentum network's global keys):
     both networks must see the same views."""
-    if self.model.blurs_when_training:
-      images = self.model.blur(images)
-    keys = self.ema_model(images, training=True, apply_blur=False)['proj_head_output']
+    if self.model.augments_when_training:
+      images = self.model.device_augment(images)
+    keys = self.ema_model(images, training=True, apply_device_augment=False)['proj_head_output']
     return images, memory.gather_keys(keys, self.config.hidden_norm)
 
   def state_variables(self):

@@ -1,0 +1,165 @@
+"""Images per second of the original's augmentation and ours on the same JPEGs, side by side.
+
+    python benchmarks/input_side_by_side.py --original /path/to/simclr
+        [--images DIR] [--seconds 8] [--rounds 3] [--threads 1,2] [--image_size 224]
+
+`--original` is a checkout of github.com/google-research/simclr; its
+`tf2/data_util.py` is imported at run time, never copied. Both sides read the
+same JPEG bytes from memory through the same tf.data skeleton (map, batch 64,
+prefetch), with a private pool of N threads and no intra-op parallelism, so
+that the figure is per-core work:
+- the original: decode as TFDS does (`tf.io.decode_image`, 3 channels), then
+  its `preprocess_image`; pretraining concatenates two training views, as its
+  `data.py` does;
+- ours: `datasets.decode_image` and `input_pipeline.preprocess_fn`, the
+  functions our input pipeline maps; for pretraining also with
+  `--color_jitter_on_device`, which leaves the colour distortion to the
+  accelerator. What that costs there is printed last, timed on this CPU.
+Neither side blurs: both blur a batch on the accelerator. Rounds alternate the
+sides, so that drift of the machine's speed hits both. `--images` takes a
+folder of JPEGs (e.g. ImageNet's); without it, 64 photo-like 500x375 JPEGs
+(smooth colour fields with fine grain, about 100 KB each) are generated.
+"""
+import argparse
+import glob
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf2 import hardware  # noqa: E402
+from tf2.config import Config  # noqa: E402
+from tf2.data import color, datasets, input_pipeline  # noqa: E402
+
+
+def photo_like_jpegs(n=64, height=375, width=500, seed=0):
+  """JPEG bytes of smooth colour fields at three scales plus grain (not noise-only, not flat)."""
+  rng = np.random.RandomState(seed)
+  out = []
+  for _ in range(n):
+    image = np.zeros([height, width, 3], np.float32)
+    for cells, weight in ((4, 0.6), (16, 0.3), (64, 0.15)):
+      field = rng.uniform(0, 255, (cells * 3 // 4 + 1, cells + 1, 3)).astype(np.float32)
+      image += weight * tf.image.resize(field, [height, width], 'bicubic').numpy()
+    image += rng.normal(0, 10, image.shape)
+    pixels = np.clip(image / 1.05, 0, 255).astype(np.uint8)
+    out.append(tf.io.encode_jpeg(pixels, quality=90).numpy())
+  return out
+
+
+def read_jpegs(folder, limit=256):
+  paths = sorted(glob.glob(os.path.join(folder, '**', '*.jp*g'), recursive=True))[:limit]
+  if not paths:
+    raise SystemExit(f'No .jpg/.jpeg files under {folder}.')
+  return [open(p, 'rb').read() for p in paths]
+
+
+def images_per_second(fn, jpegs, threads, seconds, batch=64):
+  ds = tf.data.Dataset.from_tensor_slices(jpegs).repeat()
+  ds = ds.map(fn, num_parallel_calls=threads, deterministic=False).batch(batch)
+  options = tf.data.Options()
+  options.threading.private_threadpool_size = threads
+  options.threading.max_intra_op_parallelism = 1
+  ds = ds.with_options(options).prefetch(2)
+  it = iter(ds)
+  for _ in range(3):  # warm-up: tracing, thread start
+    next(it)
+  count, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    count += int(next(it).shape[0])
+  return count / (time.perf_counter() - start)
+
+
+def pipelines(original_dir, image_size, strength):
+  sys.path.insert(0, os.path.join(original_dir, 'tf2'))
+  import data_util  # pylint: disable=g-import-not-at-top
+
+  def tfds_decode(data):
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+  def original_pretrain(data):
+    image = tfds_decode(data)
+    return tf.concat([data_util.preprocess_image(image, image_size, image_size, is_training=True,
+                                                 color_jitter_strength=strength)
+                      for _ in range(2)], -1)
+
+  def original_eval(data):
+    return data_util.preprocess_image(tfds_decode(data), image_size, image_size,
+                                      is_training=False, test_crop=True)
+
+  config = Config(image_size=image_size, train_mode='pretrain', color_jitter_strength=strength)
+  ours = lambda cfg, training: (lambda d: input_pipeline.preprocess_fn(cfg, training)(
+      datasets.decode_image(d)))
+  return {
+      'pretrain (2 views)': {
+          'original': original_pretrain, 'ours': ours(config, True),
+          'ours, colour on device': ours(config.replace(color_jitter_on_device=True), True)},
+      'eval': {'original': original_eval, 'ours': ours(config, False)},
+  }
+
+
+def device_colour_seconds(image_size, strength, views=128, repeats=5):
+  """Seconds per view of `color.batch_random_color_jitter` here, all threads (what
+  --color_jitter_on_device adds to a step when the device is this CPU)."""
+  images = tf.random.uniform([views, image_size, image_size, 3], -0.02, 1.02)
+  jitter = tf.function(lambda x: color.batch_random_color_jitter(x, strength))
+  jitter(images).numpy()
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jitter(images).numpy()
+    best = min(best, time.perf_counter() - start)
+  return best / views
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--original', required=True, help='checkout of google-research/simclr')
+  parser.add_argument('--images', default=None, help='a folder of JPEGs (default: generated)')
+  parser.add_argument('--image_size', type=int, default=224)
+  parser.add_argument('--strength', type=float, default=1.0, help='colour jitter strength')
+  parser.add_argument('--seconds', type=float, default=8.0, help='per measurement')
+  parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--threads', default='1,2')
+  args = parser.parse_args()
+  print(hardware.describe(), flush=True)
+  jpegs = read_jpegs(args.images) if args.images else photo_like_jpegs()
+  shape = tf.image.extract_jpeg_shape(jpegs[0]).numpy()
+  print(f'{len(jpegs)} JPEGs, first {shape[1]}x{shape[0]}, mean '
+        f'{np.mean([len(j) for j in jpegs]) / 1000:.0f} KB; {args.image_size} px, colour '
+        f'strength {args.strength}, {args.seconds:g} s per measurement', flush=True)
+  cases = pipelines(args.original, args.image_size, args.strength)
+  threads = [int(t) for t in args.threads.split(',')]
+  rates = {}
+  for r in range(args.rounds):
+    for n in threads:
+      for kind, sides in cases.items():
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+        for side in order:
+          rate = images_per_second(sides[side], jpegs, n, args.seconds)
+          rates.setdefault((kind, n, side), []).append(rate)
+          print(f'round {r + 1}, {n} thread(s), {kind}, {side}: {rate:.0f} images/s', flush=True)
+  print('\nmedian images/s over rounds; (ratio to the original: the median of the per-round '
+        'ratios)')
+  for kind, sides in cases.items():
+    for n in threads:
+      original = rates[(kind, n, 'original')]
+      line = f'{kind}, {n} thread(s): original {statistics.median(original):.0f} images/s'
+      for side in list(sides)[1:]:
+        ours = rates[(kind, n, side)]
+        ratio = statistics.median(o / p for o, p in zip(ours, original))
+        line += f'; {side} {statistics.median(ours):.0f} ({ratio:.2f}x)'
+      print(line)
+  per_view = device_colour_seconds(args.image_size, args.strength)
+  print(f'--color_jitter_on_device on this CPU as the device: {per_view * 1e3:.2f} ms per '
+        f'{args.image_size}-px view (batch of 128 views, all threads)')
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,146 @@
+"""Per-batch colour distortion (`--color_jitter_on_device`): each transform against tf.image,
+the composition against tf.image's ops in the drawn order, the draws against their ranges,
+and the whole against the original's per-image code (where a copy is present)."""
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import original_code
+from tf2.data import augment, color
+
+N_DRAWS = 1200
+
+
+def images(n=6, size=12, seed=0):
+  """Random colours plus the edge cases: gray, black, white, saturated primaries."""
+  rng = np.random.RandomState(seed)
+  out = rng.uniform(0, 1, (n, size, size, 3)).astype(np.float32)
+  out[0, 0, :3] = [[0.4, 0.4, 0.4], [0, 0, 0], [1, 1, 1]]
+  out[0, 1, :3] = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+  out[0, 2, :2] = [[0.7, 0.7, 0.2], [0.2, 0.7, 0.7]]  # ties for the largest channel
+  return tf.constant(out)
+
+
+def ks_distance(a, b):
+  """Two-sample Kolmogorov-Smirnov statistic."""
+  grid = np.sort(np.concatenate([a, b]))
+  cdf = lambda x: np.searchsorted(np.sort(x), grid, side='right') / len(x)
+  return np.abs(cdf(a) - cdf(b)).max()
+
+
+def ks_bound(n, m, alpha_coefficient=1.95):  # alpha = 0.001
+  return alpha_coefficient * np.sqrt((n + m) / (n * m))
+
+
+@pytest.mark.parametrize('name,factors,reference', [
+    ('brightness', [0.2, 0.7, 1.0, 1.4, 1.8, 0.0], lambda x, f: x * f),
+    ('contrast', [0.2, 0.7, 1.0, 1.4, 1.8, 0.5], tf.image.adjust_contrast),
+    ('saturation', [0.2, 0.7, 1.0, 1.4, 1.8, 0.0], tf.image.adjust_saturation),
+    ('hue', [-0.2, -0.05, 0.0, 0.11, 0.2, 0.5], tf.image.adjust_hue),
+])
+def test_each_transform_equals_tf_image_per_image(name, factors, reference):
+  x = images()
+  got = getattr(color, name)(x, tf.constant(factors)).numpy()
+  for i, f in enumerate(factors):
+    np.testing.assert_allclose(got[i], reference(x[i], f).numpy(), atol=2e-6, err_msg=str(f))
+
+
+def test_additive_brightness_and_grayscale_equal_tf_image():
+  x = images()
+  deltas = [-0.8, -0.3, 0.0, 0.2, 0.5, 0.8]
+  got = color.brightness(x, tf.constant(deltas), impl='simclrv1').numpy()
+  for i, d in enumerate(deltas):
+    np.testing.assert_allclose(got[i], tf.image.adjust_brightness(x[i], d).numpy(), atol=1e-6)
+  np.testing.assert_allclose(color.grayscale(x).numpy(),
+                             tf.tile(tf.image.rgb_to_grayscale(x), [1, 1, 1, 3]).numpy(),
+                             atol=1e-6)
+
+
+def test_composition_applies_tf_image_ops_in_each_images_order_with_clips():
+  x = images(n=8) * 1.2 - 0.1  # unclipped input, as the input pipeline hands it over
+  rng = np.random.RandomState(3)
+  draws = {
+      'brightness': tf.constant(rng.uniform(0.2, 1.8, 8), tf.float32),
+      'contrast': tf.constant(rng.uniform(0.2, 1.8, 8), tf.float32),
+      'saturation': tf.constant(rng.uniform(0.2, 1.8, 8), tf.float32),
+      'hue': tf.constant(rng.uniform(-0.2, 0.2, 8), tf.float32),
+      'order': tf.constant([rng.permutation(4) for _ in range(8)], tf.int32),
+      'jitter': tf.constant([True] * 6 + [False] * 2),
+      'grayscale': tf.constant([False, True] * 4),
+  }
+  got = color.apply_jitter(x, draws).numpy()
+  ops = [lambda y, i: y * draws['brightness'][i],
+         lambda y, i: tf.image.adjust_contrast(y, draws['contrast'][i]),
+         lambda y, i: tf.image.adjust_saturation(y, draws['saturation'][i]),
+         lambda y, i: tf.image.adjust_hue(y, draws['hue'][i])]
+  for i in range(8):
+    y = x[i]
+    if draws['jitter'][i]:
+      for op in draws['order'][i].numpy():
+        y = tf.clip_by_value(ops[op](y, i), 0.0, 1.0)
+    if draws['grayscale'][i]:
+      y = tf.tile(tf.image.rgb_to_grayscale(y), [1, 1, 3])
+    np.testing.assert_allclose(got[i], tf.clip_by_value(y, 0.0, 1.0).numpy(), atol=3e-6)
+
+
+@pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
+def test_draws_follow_the_originals_ranges_orders_and_rates(impl):
+  strength = 0.5
+  draws = {k: v.numpy() for k, v in color.sample_jitter(N_DRAWS * 2, strength, impl).items()}
+  amount = 0.8 * strength
+  ranges = {'brightness': (1 - amount, 1 + amount) if impl == 'simclrv2' else (-amount, amount),
+            'contrast': (1 - amount, 1 + amount), 'saturation': (1 - amount, 1 + amount),
+            'hue': (-0.2 * strength, 0.2 * strength)}
+  n = N_DRAWS * 2
+  for name, (lo, hi) in ranges.items():
+    values = np.sort(draws[name])
+    assert lo <= values[0] and values[-1] <= hi, name
+    uniform_cdf = (values - lo) / (hi - lo)
+    assert np.abs(uniform_cdf - np.arange(1, n + 1) / n).max() < 1.95 / np.sqrt(n), name
+  counts = {p: 0 for p in itertools.permutations(range(4))}
+  for order in draws['order']:
+    counts[tuple(order)] += 1  # a KeyError if a row is not a permutation
+  expected = n / 24
+  chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+  assert chi2 < 49.7  # chi-square, 23 degrees of freedom, p = 0.001
+  for coin, p in (('jitter', 0.8), ('grayscale', 0.2)):
+    assert abs(draws[coin].mean() - p) < 4 * np.sqrt(p * (1 - p) / n), coin
+
+
+def view_statistics(views):
+  """Per view: channel means, pixel spread, mean chroma (max - min), grayness, and the
+  fractions clipped at 1 and at 0."""
+  views = np.asarray(views, np.float64)
+  chroma = views.max(-1) - views.min(-1)
+  return {'mean_r': views[..., 0].mean((1, 2)), 'mean_g': views[..., 1].mean((1, 2)),
+          'mean_b': views[..., 2].mean((1, 2)), 'spread': views.std((1, 2, 3)),
+          'chroma': chroma.mean((1, 2)), 'gray': (chroma.max((1, 2)) < 1e-6).astype(float),
+          'at_one': (views >= 1.0).mean((1, 2, 3)), 'at_zero': (views <= 0.0).mean((1, 2, 3))}
+
+
+def test_views_match_the_originals_distribution():
+  """Host crop and flip plus device colour against the original's per-image
+  `preprocess_for_train` (or, without a copy of it, our per-image pipeline, which calls
+  the same tf.image ops), statistic by statistic. It checks the wiring (ranges, rates,
+  clips, strength); the order of the transforms barely moves these statistics, and the two
+  tests above pin it: the drawn order is applied, and the orders are uniform."""
+  original = original_code.load()
+  rng = np.random.RandomState(5)
+  coarse = rng.uniform(0.05, 0.95, (4, 5, 3)).astype(np.float32)
+  image = tf.constant(tf.image.resize(coarse, [40, 50], 'bicubic').numpy().clip(0, 1))
+  size = 16
+  if original is not None:
+    reference_view = lambda: original.preprocess_for_train(image, size, size, 1.0)
+  else:
+    reference_view = lambda: augment.preprocess_for_train(image, size, size, True, 1.0)
+  draws = lambda view: next(iter(tf.data.Dataset.range(N_DRAWS).map(lambda _: view())
+                                  .batch(N_DRAWS)))
+  theirs = draws(reference_view).numpy()
+  ours = color.batch_random_color_jitter(draws(
+      lambda: augment.preprocess_for_train(image, size, size, True, 1.0, finish=False)),
+      1.0).numpy()
+  a, b = view_statistics(theirs), view_statistics(ours)
+  for name in a:
+    assert ks_distance(a[name], b[name]) < ks_bound(N_DRAWS, N_DRAWS), name
