@@ -18,7 +18,7 @@ that the figure is per-core work:
 Neither side blurs: both blur a batch on the accelerator. Rounds alternate the
 sides, so that drift of the machine's speed hits both. `--images` takes a
 folder of JPEGs (e.g. ImageNet's); without it, 64 photo-like 500x375 JPEGs
-(smooth colour fields with fine grain, about 100 KB each) are generated.
+(smooth colour fields with fine grain, about 70 KB each) are generated.
 """
 import argparse
 import glob

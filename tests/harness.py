@@ -131,9 +131,10 @@ def main():
   resumed = {'step': 0}  # The step this process restored.
 
   def fixed_input_fn(source, config, is_training, split=None, global_batch_size=None,
-                     keep=None):
+                     keep=None, through_service=False):
     if not (is_training and global_batch_size is None):
-      return real_make_input_fn(source, config, is_training, split, global_batch_size, keep)
+      return real_make_input_fn(source, config, is_training, split, global_batch_size, keep,
+                                through_service)
 
     def input_fn(input_context):
       per_replica = input_context.get_per_replica_batch_size(config.train_batch_size)

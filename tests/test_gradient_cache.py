@@ -89,20 +89,25 @@ def distill_teacher(initial_seed=9):
   return teacher
 
 
-def test_the_blur_is_drawn_once_per_step_for_both_passes(monkeypatch):
-  """Both passes must see the same images: the only blur of the chunked step is
-  the one before the chunks (one random draw per image and step), never one
-  inside the model's passes."""
-  from tf2.data import blur  # pylint: disable=g-import-not-at-top
+@pytest.mark.parametrize('module,function,flags', [
+    ('blur', 'batch_random_blur', {'use_blur': True}),
+    ('color', 'batch_random_color_jitter', {'use_blur': False, 'color_jitter_on_device': True})])
+def test_device_augmentations_are_drawn_once_per_step_for_both_passes(monkeypatch, module,
+                                                                       function, flags):
+  """Both passes must see the same images: the only blur (or device colour distortion) of
+  the chunked step is the one before the chunks (one random draw per image and step), never
+  one inside the model's passes."""
+  from tf2 import data  # pylint: disable=g-import-not-at-top
+  target = getattr(data, module)
   calls = []
-  real = blur.batch_random_blur
+  real = getattr(target, function)
 
   def counted(images, *args, **kwargs):
     calls.append(images.shape[0])
     return real(images, *args, **kwargs)
 
-  monkeypatch.setattr(blur, 'batch_random_blur', counted)
-  cfg = CFG.replace(use_blur=True, microbatch_size=4)
+  monkeypatch.setattr(target, function, counted)
+  cfg = CFG.replace(microbatch_size=4, **flags)
   _, metrics = stepped(cfg, randomized_initial_weights(cfg), make_batch(cfg, views=2))
   # Traced once: both views of all 16 images, in the step's preparation.
   assert calls == [2 * cfg.train_batch_size] and np.isfinite(metrics['total_loss'])

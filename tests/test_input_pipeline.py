@@ -86,3 +86,23 @@ def test_finetuning_crops_and_flips_without_colour_distortion():
     views += [view.reshape(-1, 3).mean(0) for image in batch for view in np.split(image, 2, -1)]
   distance = [np.abs(colours / 255.0 - v).max(1).min() for v in views]
   assert max(distance) > 0.05  # Colour jitter or grayscale changed some view.
+
+
+def test_with_colour_on_device_pretraining_views_are_cropped_and_flipped_only_unclipped():
+  """Red and blue stripes: crops, flips and bicubic resizes never make green, and overshoot
+  at the edges; the colour distortion (and grayscale) on the host makes green in most views."""
+  stripes = np.zeros((24, 24, 3), np.uint8)
+  stripes[:, ::4, 0] = stripes[:, 1::4, 0] = 255
+  stripes[:, 2::4, 2] = stripes[:, 3::4, 2] = 255
+  source = datasets.array_source('stripes', {'train': (np.stack([stripes] * 16), np.zeros(16))}, 1)
+  for on_device in (True, False):
+    cfg = CFG.replace(image_size=16, color_jitter_on_device=on_device)
+    views, _ = next(iter(input_pipeline.make_input_fn(source, cfg, is_training=True)()))
+    views = views.numpy().reshape(16, 16, 16, 2, 3)
+    green = np.abs(views[..., 1]).max(axis=(1, 2))  # per image and view
+    if on_device:
+      assert green.max() == 0
+      assert views.min() < 0 or views.max() > 1
+    else:
+      assert (green > 0.01).mean() > 0.5
+      assert views.min() >= 0 and views.max() <= 1

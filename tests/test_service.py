@@ -77,7 +77,7 @@ def test_pretraining_reads_through_two_workers_and_survives_losing_one(tmp_path)
     assert 'Training input through the tf.data service at grpc://127.0.0.1' in log
     # The dispatcher journals the job the trainer made, under its shared name.
     journal_bytes = b''.join(p.read_bytes() for p in journal.rglob('*') if p.is_file())
-    assert ('simclr_' + str(model_dir)).encode() in journal_bytes
+    assert f'simclr_{model_dir}'.encode() in journal_bytes
   finally:
     for p in procs:
       p.kill()

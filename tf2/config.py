@@ -135,8 +135,8 @@ class Config:
   color_jitter_on_device: bool = flag(False,
       '[new] Pretraining: apply the colour distortion (jitter, grayscale) per batch on the '
       'accelerator, each image its own draw from the same distribution, instead of per '
-      'image in the input pipeline. Frees most of the host CPU time of a 224 px view; '
-      'costs the accelerator a little (docs/performance.md#input-pipeline-at-224-px).')
+      'image in the input pipeline: about a third of a 224 px view\'s host CPU time moves '
+      'to the accelerator (docs/performance.md#input-pipeline-at-224-px). Slow on a CPU.')
   data_service_address: str = flag('',
       '[new] grpc://HOST:PORT of a tf.data service dispatcher: the training input pipeline '
       'then runs on its workers (python -m tf2.data.service; docs/data.md#tfdata-service). '
@@ -317,6 +317,14 @@ class Config:
     choice('resnet_depth', RESNET_DEPTHS)
     choice('color_jitter_impl', COLOR_JITTER_IMPLS)
     choice('data_service_mode', DATA_SERVICE_MODES)
+    if not 0 <= self.color_jitter_strength <= 1.25:
+      raise ConfigError(
+          f'--color_jitter_strength={self.color_jitter_strength} is outside [0, 1.25]: above '
+          '1.25 the contrast and saturation factors (1 +- 0.8 x strength) turn negative. The '
+          'original uses 1.0 for ImageNet and 0.5 for CIFAR-10.')
+    if self.data_service_address and not self.model_dir:
+      raise ConfigError('--data_service_address needs --model_dir: the training hosts of a run '
+                        'share the tf.data service job named after it.')
     choice('precision', PRECISIONS)
     if self.knn_k < 1 or self.knn_temperature <= 0 or self.knn_bank_size < 0:
       raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0 and --knn_bank_size >= 0 '

@@ -1,4 +1,4 @@
-"""Gaussian blur (SimCLR appendix A): per image, and batched on the accelerator.
+"""Gaussian blur (SimCLR appendix A) of a batch on the accelerator, a sigma per image.
 
 The kernel follows the original: `kernel_size = image_size // 10`, radius
 `kernel_size // 2`, taps `2 * radius + 1`, weights exp(-x^2 / (2 sigma^2))
@@ -52,12 +52,6 @@ def gaussian_blur(image, kernel_size, sigma):
   taps = tf.tile(gaussian_weights(sigma, radius)[None], [x.shape[-1], 1])
   x = _separable_depthwise(x, taps)
   return x if batched else x[0]
-
-
-def random_blur(image, image_size, seed=None):
-  """Per-image blur with sigma ~ U[0.1, 2.0] (data pipeline use)."""
-  sigma = tf.random.uniform([], *SIGMA_RANGE, seed=seed)
-  return gaussian_blur(image, image_size // 10, sigma)
 
 
 def batch_blur(images, sigmas, image_size):

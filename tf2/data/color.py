@@ -1,9 +1,9 @@
 """SimCLR's colour distortion per batch on the accelerator, each image its own draw.
 
 `--color_jitter_on_device` moves the colour distortion out of the input
-pipeline, as the original moved the blur: at 224 px it was most of a view's
-host CPU time (docs/performance.md#input-pipeline-at-224-px), and an
-accelerator does it in a fraction of a step. The distribution is the input
+pipeline, as the original moved the blur: at 224 px it was about a third of
+a view's host CPU time (docs/performance.md#input-pipeline-at-224-px), work
+that elementwise hardware does in bulk. The distribution is the input
 pipeline's (`augment.random_color_jitter`): per image, with probability 0.8,
 brightness, contrast, saturation and hue in a random order of its own, each
 factor drawn from the same range and each result clipped to [0, 1]; then
@@ -23,7 +23,8 @@ With M and m a pixel's largest and smallest channel and C = M - m:
 - grayscale: 0.2989 R + 0.5870 G + 0.1140 B on every channel.
 tests/test_color.py holds each against tf.image per image. A position in
 the random order picks its transform per image among the four computed
-(`tf.where`), which is 4x the arithmetic and no data-dependent shapes (XLA).
+(`tf.where`): 4x the arithmetic, but static shapes, and XLA fuses the passes
+(`compiled=True`), which unfused would each cross the whole batch in memory.
 """
 import tensorflow as tf
 
@@ -118,9 +119,18 @@ def apply_jitter(images, draws, impl='simclrv2'):
   return tf.clip_by_value(images, 0.0, 1.0)
 
 
-def batch_random_color_jitter(images, strength, impl='simclrv2'):
-  """[N, H, W, 3] views, each distorted with its own draw (strength 0: only clipped)."""
+_COMPILED = {impl: tf.function(lambda images, draws, impl=impl: apply_jitter(images, draws, impl),
+                               jit_compile=True)
+             for impl in ('simclrv2', 'simclrv1')}
+
+
+def batch_random_color_jitter(images, strength, impl='simclrv2', compiled=True):
+  """[N, H, W, 3] views, each distorted with its own draw (strength 0: only clipped).
+
+  `compiled`: `apply_jitter` through XLA, which fuses its elementwise passes
+  into a few loops; the draws are made outside, with TensorFlow's random ops.
+  """
   if strength <= 0:
     return tf.clip_by_value(images, 0.0, 1.0)
   draws = sample_jitter(tf.shape(images)[0], strength, impl, images.dtype)
-  return apply_jitter(images, draws, impl)
+  return (_COMPILED[impl] if compiled else apply_jitter)(images, draws)

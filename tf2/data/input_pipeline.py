@@ -10,7 +10,6 @@ channels. Evaluation keeps every example: the last batch may be partial, and
 the evaluation loop counts what it receives.
 """
 import functools
-import os
 
 import tensorflow as tf
 
@@ -61,7 +60,7 @@ def make_input_fn(source, config, is_training, split=None, global_batch_size=Non
     ds = ds.batch(batch_size, drop_remainder=is_training)
     if remote:
       ds = service.distribute(ds, config.data_service_address, config.data_service_mode,
-                              job_name='simclr_' + os.path.abspath(config.model_dir or 'run'))
+                              job_name='simclr_' + config.model_dir)
     return ds.prefetch(tf.data.AUTOTUNE)
 
   return input_fn

@@ -19,7 +19,8 @@ Processing modes (`--data_service_mode`):
 - `distributed_epoch`: the dispatcher splits the source so that each example
   is read once per epoch across all workers. It needs a source that tf.data
   can split (folders and arrays; TFDS's interleaved readers are not).
-Every training host reads from one shared job, named after --model_dir, so
+Every training host reads from one shared job, named after --model_dir (as
+given: the same string on every host), so
 each batch goes to one consumer. Evaluation reads locally: it must see every
 example exactly once.
 """
@@ -31,7 +32,9 @@ import urllib.parse
 from absl import logging
 import tensorflow as tf
 
-MODES = ('parallel_epochs', 'distributed_epoch')
+from tf2 import config as config_lib
+
+MODES = config_lib.DATA_SERVICE_MODES
 
 
 class ServiceError(RuntimeError):
@@ -74,8 +77,10 @@ def distribute(ds, address, mode, job_name):
                      else tf.data.experimental.service.ShardingPolicy.DYNAMIC)
   logging.info('Training input through the tf.data service at %s (%s, job %s).', address, mode,
                job_name)
+  # No compression: float32 views barely compress, and compressing every batch costs the
+  # workers' CPUs (docs/performance.md#tfdata-service).
   return ds.apply(tf.data.experimental.service.distribute(
-      processing_mode=processing_mode, service=address, job_name=job_name))
+      processing_mode=processing_mode, service=address, job_name=job_name, compression=None))
 
 
 def main(argv=None):

@@ -128,7 +128,7 @@ class GradientCache:
     return run(self._apply, (accumulated, metrics))
 
   def prepare(self, images, labels):
-    """Blurs once for the step (as the model would in training), then chunks:
+    """Augments on the device once for the step (as the model would in training), then chunks:
     [B, ...] -> [C, M, ...]."""
     if self.model.augments_when_training:
       images = self.model.device_augment(images)

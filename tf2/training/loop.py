@@ -113,11 +113,14 @@ def resume_from(checkpoint, candidates):
   return None
 
 
-def write_image_summaries(config, source, writer, step, count=3):
-  """A few augmented training inputs (each view separately)."""
+def write_image_summaries(config, source, writer, step, model, count=3):
+  """A few augmented training inputs (each view separately), with the augmentations the
+  model makes on the device (blur, --color_jitter_on_device)."""
   input_fn = input_pipeline.make_input_fn(source, config, is_training=True,
                                           global_batch_size=count)
   images, _ = next(iter(input_fn()))
+  if model.augments_when_training:
+    images = model.device_augment(images)
   views = tf.split(images, images.shape[-1] // 3, axis=-1)
   with writer.as_default():
     for i, view in enumerate(views):
@@ -154,7 +157,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     return step
   writer = tf.summary.create_file_writer(model_dir)
   if config.train_summary_steps > 0:
-    write_image_summaries(config, source, writer, step)
+    write_image_summaries(config, source, writer, step, model)
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True,
                                                through_service=True)
   iterator = iter(dataset)
