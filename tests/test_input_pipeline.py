@@ -106,3 +106,27 @@ def test_with_colour_on_device_pretraining_views_are_cropped_and_flipped_only_un
     else:
       assert (green > 0.01).mean() > 0.5
       assert views.min() >= 0 and views.max() <= 1
+
+
+def test_a_global_seed_is_warned_about_because_it_ties_the_augmentations_together(caplog):
+  """Under a global seed, three uniform draws of one tf.data function (two inside tf.cond)
+  are equal for every element: the reason for the warning."""
+  draws = lambda: tf.data.Dataset.range(4).map(lambda i: tf.stack([
+      tf.cond(i >= 0, lambda: tf.random.uniform([]), lambda: 0.0),
+      tf.cond(i >= 0, lambda: tf.random.uniform([]), lambda: 0.0),
+      tf.random.uniform([])]))
+  try:
+    tf.random.set_seed(1)
+    seeded = np.stack([x.numpy() for x in draws()])
+    with caplog.at_level('WARNING'):
+      input_pipeline.make_input_fn(indexed_source(16), CFG, is_training=True)
+  finally:
+    tf.random.set_seed(None)
+  assert np.all(seeded == seeded[:, :1])
+  assert 'A global TensorFlow seed is set' in caplog.text
+  unseeded = np.stack([x.numpy() for x in draws()])
+  assert not np.all(unseeded == unseeded[:, :1])
+  caplog.clear()
+  with caplog.at_level('WARNING'):
+    input_pipeline.make_input_fn(indexed_source(16), CFG, is_training=True)
+  assert 'global TensorFlow seed' not in caplog.text

@@ -11,6 +11,7 @@ the evaluation loop counts what it receives.
 """
 import functools
 
+from absl import logging
 import tensorflow as tf
 
 from tf2.data import augment, service
@@ -40,6 +41,12 @@ def make_input_fn(source, config, is_training, split=None, global_batch_size=Non
       config.train_batch_size if is_training else config.eval_batch_size)
   preprocess = preprocess_fn(config, is_training)
   remote = bool(through_service and is_training and config.data_service_address)
+  if is_training and tf.compat.v1.random.get_seed(None)[0] is not None:
+    logging.warning(
+        'A global TensorFlow seed is set (tf.random.set_seed or keras.utils.set_random_seed): '
+        'the random ops of the augmentation then get equal seeds inside tf.data and draw '
+        'equal values, which ties together the crop, flip and colour draws of every view '
+        '(the original does the same). Leave it unset for training.')
 
   def input_fn(input_context=None):
     batch_size = (input_context.get_per_replica_batch_size(global_batch_size)
