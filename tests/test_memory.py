@@ -218,7 +218,8 @@ def test_eight_replicas_equal_one_device(strategy8):
   one_metrics = run_steps(one[2], tf.distribute.get_strategy(), batches)
   eight = build(cfg, strategy8, initial)
   eight_metrics = run_steps(eight[2], strategy8, batches)
-  assert eight_metrics['contrast_loss'] == pytest.approx(one_metrics['contrast_loss'], rel=1e-9)
+  # The loop's metrics are float32 (8 replica means averaged there): one float32 ulp apart.
+  assert eight_metrics['contrast_loss'] == pytest.approx(one_metrics['contrast_loss'], rel=1e-6)
   for a, b in zip(one[0].variables + one[1].variables, eight[0].variables + eight[1].variables):
     np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12, err_msg=a.path)
   np.testing.assert_allclose(eight[2].memory.queue.numpy(), one[2].memory.queue.numpy(),
