@@ -25,10 +25,13 @@ from tf2 import hardware  # noqa: E402
 from tf2.config import Config  # noqa: E402
 
 
-def measure(source, config, seconds):
-  ds = input_pipeline.make_input_fn(source, config, is_training=True)()
+def measure(source, config, seconds, through_service=False, warmup=1):
+  """Images/s of the training input pipeline (`through_service`: --data_service_address)."""
+  ds = input_pipeline.make_input_fn(source, config, is_training=True,
+                                    through_service=through_service)()
   it = iter(ds)
-  next(it)  # warm up
+  for _ in range(warmup):
+    next(it)
   count, start = 0, time.time()
   while time.time() - start < seconds:
     images, _ = next(it)

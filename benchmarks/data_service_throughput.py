@@ -22,29 +22,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import tensorflow as tf  # noqa: E402
-
+from benchmarks.augment_throughput import measure  # noqa: E402
 from benchmarks.input_side_by_side import photo_like_jpegs  # noqa: E402
 from tf2 import hardware  # noqa: E402
 from tf2.config import Config  # noqa: E402
-from tf2.data import datasets, input_pipeline  # noqa: E402
+from tf2.data import datasets  # noqa: E402
 
 
 def free_port():
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
-
-
-def rate(source, config, seconds):
-  ds = input_pipeline.make_input_fn(source, config, is_training=True, through_service=True)()
-  it = iter(ds)
-  for _ in range(3):
-    next(it)
-  count, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    count += int(next(it)[0].shape[0])
-  return count / (time.perf_counter() - start)
 
 
 def main():
@@ -69,7 +57,8 @@ def main():
     print(f'{args.image_size} px, batch {args.batch}, 2 views, colour on '
           f'{"device" if args.color_jitter_on_device else "host"}, {args.seconds:g} s each',
           flush=True)
-    print(f'local (no service): {rate(source, config, args.seconds):.0f} images/s', flush=True)
+    local = measure(source, config, args.seconds, warmup=3)
+    print(f'local (no service): {local:.0f} images/s', flush=True)
     for n in [int(w) for w in args.workers.split(',')]:
       port = free_port()
       env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
@@ -83,8 +72,8 @@ def main():
         time.sleep(8)  # the workers import TensorFlow and register
         served = config.replace(data_service_address=f'grpc://127.0.0.1:{port}',
                                 model_dir=os.path.join(tmp, f'job{n}'))
-        print(f'{n} local worker(s): {rate(source, served, args.seconds):.0f} images/s',
-              flush=True)
+        served_rate = measure(source, served, args.seconds, through_service=True, warmup=3)
+        print(f'{n} local worker(s): {served_rate:.0f} images/s', flush=True)
       finally:
         for p in procs:
           p.kill()

@@ -25,6 +25,7 @@ import json
 import os
 import runpy
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,6 +62,17 @@ def start(out_dir, flags, tf_config=None, **env):
                             + list(flags), env=env, stdout=log, stderr=subprocess.STDOUT)
   proc.log_path = log_path
   return proc
+
+
+def free_ports(n):
+  """`n` ports free on 127.0.0.1 now."""
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
 
 
 def output(proc):

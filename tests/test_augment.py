@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tests import original_code
+from tests.distribution import ks_bound, ks_distance, many_views
 from tf2.data import augment
 
 N_DRAWS = 2000
@@ -138,19 +139,14 @@ def test_crop_and_flip_distribution_matches_the_original():
   x, y = np.meshgrid((np.arange(width) + 0.5) / width, (np.arange(height) + 0.5) / height)
   image = tf.constant(np.stack([x, y, np.full_like(x, 0.5)], -1).astype(np.float32))
 
-  def draws(view):
-    return next(iter(tf.data.Dataset.range(n).map(lambda _: view()).batch(n))).numpy()
-
   theirs = crop_and_flip_statistics(
-      draws(lambda: ORIGINAL.preprocess_for_train(image, size, size, 0.0)), height, width)
+      many_views(lambda: ORIGINAL.preprocess_for_train(image, size, size, 0.0), n), height,
+      width)
   ours = crop_and_flip_statistics(
-      draws(lambda: augment.preprocess_for_train(image, size, size, color_distort=False)),
-      height, width)
-  bound = 1.95 * np.sqrt(2 / n)  # two-sample Kolmogorov-Smirnov, alpha = 0.001
+      many_views(lambda: augment.preprocess_for_train(image, size, size, color_distort=False),
+                 n), height, width)
   for name in ('area', 'aspect'):
-    grid = np.sort(np.concatenate([theirs[name], ours[name]]))
-    cdf = lambda v: np.searchsorted(np.sort(v), grid, side='right') / n
-    assert np.abs(cdf(theirs[name]) - cdf(ours[name])).max() < bound, name
+    assert ks_distance(theirs[name], ours[name]) < ks_bound(n, n), name
   # The tail of small crops, which the KS distance hardly sees.
   smallest = np.percentile(theirs['area'], 3)
   assert within((ours['area'] < smallest).mean(), 0.03, n)

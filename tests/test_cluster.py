@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import re
-import socket
 import sys
 import time
 
@@ -35,19 +34,9 @@ FLAGS = ['--dataset=shapes', f'--image_size={harness.IMAGE_SIZE}',
 TIMEOUT = 240
 
 
-def free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def start_workers(out_dir, flags, step_seconds=0.0):
   """Two worker processes on 127.0.0.1 (worker 0 is the chief)."""
-  ports = free_ports(2)
+  ports = harness.free_ports(2)
   cluster_spec = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   return [harness.start(out_dir, FLAGS + flags,
                         {'cluster': cluster_spec, 'task': {'type': 'worker', 'index': i}},
@@ -178,7 +167,7 @@ def test_workers_that_start_apart_with_default_pacing_run_the_same_calls(tmp_pat
   worker 0 measures its steps slower): their own proposals differ, and different call
   lengths would leave collectives unmatched, a hang. Every worker must run the chief's."""
   model_dir = str(tmp_path / 'run')
-  ports = free_ports(2)
+  ports = harness.free_ports(2)
   spec = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   flags = FLAGS + ['--steps_per_loop=0', '--log_every_secs=5', '--train_steps=40',
                    '--checkpoint_steps=40', '--mode=train', f'--model_dir={model_dir}']

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests import original_code
+from tests.distribution import ks_bound, ks_distance, many_views
 from tf2.data import augment, color
 
 N_DRAWS = 1200
@@ -21,17 +22,6 @@ def images(n=6, size=12, seed=0):
   out[0, 1, :3] = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
   out[0, 2, :2] = [[0.7, 0.7, 0.2], [0.2, 0.7, 0.7]]  # ties for the largest channel
   return tf.constant(out)
-
-
-def ks_distance(a, b):
-  """Two-sample Kolmogorov-Smirnov statistic."""
-  grid = np.sort(np.concatenate([a, b]))
-  cdf = lambda x: np.searchsorted(np.sort(x), grid, side='right') / len(x)
-  return np.abs(cdf(a) - cdf(b)).max()
-
-
-def ks_bound(n, m, alpha_coefficient=1.95):  # alpha = 0.001
-  return alpha_coefficient * np.sqrt((n + m) / (n * m))
 
 
 @pytest.mark.parametrize('name,factors,reference', [
@@ -137,12 +127,10 @@ def test_views_match_the_originals_distribution():
   image = tf.constant(tf.image.resize(coarse, [40, 50], 'bicubic').numpy().clip(0, 1))
   size = 16
   reference_view = lambda: original.preprocess_for_train(image, size, size, 1.0)
-  draws = lambda view: next(iter(tf.data.Dataset.range(N_DRAWS).map(lambda _: view())
-                                  .batch(N_DRAWS)))
-  theirs = draws(reference_view).numpy()
-  ours = color.batch_random_color_jitter(draws(
-      lambda: augment.preprocess_for_train(image, size, size, True, 1.0, finish=False)),
-      1.0).numpy()
+  theirs = many_views(reference_view, N_DRAWS)
+  ours = color.batch_random_color_jitter(many_views(
+      lambda: augment.preprocess_for_train(image, size, size, True, 1.0, finish=False),
+      N_DRAWS), 1.0).numpy()
   a, b = view_statistics(theirs), view_statistics(ours)
   for name in a:
     assert ks_distance(a[name], b[name]) < ks_bound(N_DRAWS, N_DRAWS), name

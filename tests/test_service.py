@@ -2,7 +2,6 @@
 and `run.py` pretraining through them, one worker killed on the way."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from tests import harness
 from tf2.config import Config
 from tf2.data import service
 
@@ -17,33 +17,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240
 
 
-def free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
 def start(args, log_path):
+  """`python ARGS` from the project root, its output in `log_path` (`harness.output`)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='1')
   with open(log_path, 'w') as log:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-
-
-def wait_for(condition, procs, what, timeout=TIMEOUT):
-  deadline = time.time() + timeout
-  while not condition():
-    ended = [p for p in procs if p.poll() is not None]
-    if ended or time.time() > deadline:
-      raise AssertionError(f'waiting for {what}: ' + (
-          f'a process ended (rc {ended[0].returncode})' if ended else 'timed out'))
-    time.sleep(0.3)
+  proc.log_path = str(log_path)
+  return proc
 
 
 def test_an_address_that_is_not_grpc_host_port_or_has_no_dispatcher_is_named():
   with pytest.raises(service.ServiceError, match='is not grpc://HOST:PORT'):
     service.host_port('http://127.0.0.1:5050')
-  port = free_port()
+  port = harness.free_ports(1)[0]
   start_time = time.monotonic()
   with pytest.raises(service.ServiceError, match='python -m tf2.data.service dispatcher'):
     service.check_reachable(f'grpc://127.0.0.1:{port}', timeout=1.0)
@@ -54,7 +41,7 @@ def test_an_address_that_is_not_grpc_host_port_or_has_no_dispatcher_is_named():
 
 @pytest.mark.slow
 def test_pretraining_reads_through_two_workers_and_survives_losing_one(tmp_path):
-  port = free_port()
+  port = harness.free_ports(1)[0]
   journal = tmp_path / 'dispatcher'
   procs = [start(['-m', 'tf2.data.service', 'dispatcher', f'--port={port}',
                   f'--work_dir={journal}'], tmp_path / 'dispatcher.log')]
@@ -69,11 +56,12 @@ def test_pretraining_reads_through_two_workers_and_survives_losing_one(tmp_path)
                      '--use_blur=False', '--use_tpu=False', '--mode=train',
                      f'--model_dir={model_dir}', f'--data_service_address=grpc://127.0.0.1:{port}'],
                     tmp_path / 'run.log')
-    wait_for(lambda: (model_dir / 'ckpt-3.index').exists(), procs + [trainer], 'ckpt-3')
+    harness.wait_for(lambda: (model_dir / 'ckpt-3.index').exists(), procs + [trainer],
+                     TIMEOUT, 'ckpt-3')
     procs[2].send_signal(signal.SIGKILL)
-    assert trainer.wait(timeout=TIMEOUT) == 0, (tmp_path / 'run.log').read_text()[-3000:]
+    assert trainer.wait(timeout=TIMEOUT) == 0, harness.output(trainer)[-3000:]
     assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-12')
-    log = (tmp_path / 'run.log').read_text()
+    log = harness.output(trainer)
     assert 'Training input through the tf.data service at grpc://127.0.0.1' in log
     # The dispatcher journals the job the trainer made, under its shared name.
     journal_bytes = b''.join(p.read_bytes() for p in journal.rglob('*') if p.is_file())
