@@ -9,9 +9,11 @@ from tf2.models.model import SimCLRModel
 from tf2.training import checkpointing
 from tf2.training import gradient_cache
 from tf2.training import loop as training
+from tf2.training import memory
 from tf2.training import nt_xent
 from tf2.training.optimizers import build_optimizer, weight_decay_loss
 from tf2.training.train_step import TrainStep, supervised_loss, unpack
+from test_memory import run_steps
 from test_train_step import CFG, assert_same_step, make_batch, randomized_initial_weights
 
 # Plain SGD: the update is -learning_rate * gradient, so updates compare gradients.
@@ -20,15 +22,21 @@ SGD = CFG.replace(optimizer='momentum', momentum=0.0, learning_rate=1.0, weight_
 
 
 def build(cfg, strategy, initial, freeze_bn=False, views=2, teacher=None):
-  with strategy.scope():
-    model = SimCLRModel(cfg, num_classes=10).build_for(views=views)
-    model.set_weights(initial)
+  """(model, step) from `initial`; with --memory_size the momentum network starts there too."""
+  def network():
+    net = SimCLRModel(cfg, num_classes=10).build_for(views=views)
+    net.set_weights(initial)
     if freeze_bn:
-      for layer in model._flatten_layers():  # pylint: disable=protected-access
+      for layer in net._flatten_layers():  # pylint: disable=protected-access
         if isinstance(layer, BatchNormalization):
           layer.trainable = False
+    return net
+
+  with strategy.scope():
+    model = network()
+    ema = network() if cfg.memory_size else None
     optimizer = build_optimizer(cfg, cfg.learning_rate)
-  step = TrainStep(cfg, model, optimizer, strategy, teacher)
+  step = TrainStep(cfg, model, optimizer, strategy, teacher, ema_model=ema)
   step.build_optimizer_state()
   return model, step
 
@@ -77,6 +85,30 @@ def test_one_chunk_is_the_unchunked_step_exactly(precision):
                                      initial, batch)
   for a, b in zip(plain.variables, chunked.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  assert chunked_metrics == plain_metrics
+
+
+def memory_state(step):
+  """Everything a step with the memory writes, as arrays."""
+  return [v.numpy() for v in step.state_variables() + step.optimizer.variables]
+
+
+def test_with_the_memory_one_chunk_is_the_unchunked_step_exactly():
+  """Two steps, the second against the first's keys in the memory: the online and
+  momentum networks, the optimizer, the queue and its ring index, bit for bit."""
+  cfg = CFG.replace(memory_size=64, momentum_decay=0.9)
+  batches = [make_batch(cfg, views=2, seed=s) for s in (1, 2)]
+  initial = randomized_initial_weights(cfg)
+  runs = []
+  for microbatch_size in (0, cfg.train_batch_size):
+    _, step = build(cfg.replace(microbatch_size=microbatch_size), tf.distribute.get_strategy(),
+                    initial)
+    metrics = run_steps(step, tf.distribute.get_strategy(), batches)
+    runs.append((memory_state(step), metrics))
+  (plain, plain_metrics), (chunked, chunked_metrics) = runs
+  assert len(plain) == len(chunked)
+  for a, b in zip(plain, chunked):
+    np.testing.assert_array_equal(a, b)
   assert chunked_metrics == plain_metrics
 
 
@@ -138,15 +170,20 @@ def test_with_bn_frozen_the_gradient_is_the_full_batch_gradient(train_mode):
     assert chunked_metrics[name] == pytest.approx(plain_metrics[name], rel=1e-9, abs=1e-12)
 
 
-def test_with_bn_per_chunk_the_gradient_and_moving_averages_are_exact():
+@pytest.mark.parametrize('memory_size', [0, 64])
+def test_with_bn_per_chunk_the_gradient_and_moving_averages_are_exact(memory_size):
   """Training-mode BN over each micro-batch: the chunked step's gradient equals
   direct autodiff of the same network (one tape over every chunk) in float64,
-  and each BN moving average advances once, by the mean of the chunks' statistics."""
-  cfg = SGD.replace(microbatch_size=4)
+  and each BN moving average advances once, by the mean of the chunks' statistics.
+  With the memory, the keys are the momentum network's, chunk by chunk (at step 1 the
+  online network's, without gradient); its moving averages advance the same way, and
+  the queue then holds the normalised keys."""
+  cfg = SGD.replace(microbatch_size=4, memory_size=memory_size, momentum_decay=0.9)
   chunks = cfg.train_batch_size // cfg.microbatch_size
   images, labels = make_batch(cfg, views=2, seed=4)
   initial = randomized_initial_weights(cfg)
-  chunked, metrics = stepped(cfg, initial, (images, labels))
+  chunked, step = build(cfg, tf.distribute.get_strategy(), initial)
+  metrics = run_step(step, tf.distribute.get_strategy(), (images, labels))
 
   reference = SimCLRModel(cfg, num_classes=10).build_for()
   reference.set_weights(initial)
@@ -155,7 +192,14 @@ def test_with_bn_per_chunk_the_gradient_and_moving_averages_are_exact():
     outputs = [reference(x, training=True) for x in image_chunks]
     hidden = [tf.split(o['proj_head_output'], 2) for o in outputs]
     hidden = tf.concat([h[0] for h in hidden] + [h[1] for h in hidden], 0)
-    contrast, _, _ = nt_xent.nt_xent_loss(hidden, temperature=cfg.temperature)
+    if memory_size:
+      keys = memory.gather_keys(hidden, cfg.hidden_norm)  # Without gradient.
+      dim = hidden.shape[1]
+      contrast, _, _ = memory.memory_nt_xent_loss(
+          hidden, keys, tf.zeros([memory_size, dim], tf.float64),
+          tf.zeros([memory_size], tf.float64), temperature=cfg.temperature)
+    else:
+      contrast, _, _ = nt_xent.nt_xent_loss(hidden, temperature=cfg.temperature)
     sup = tf.add_n([supervised_loss(np.tile(y, 2), o['logits_sup'])
                     for o, y in zip(outputs, np.split(labels, chunks))]) / chunks
     wd = weight_decay_loss(reference.trainable_variables, cfg.optimizer, cfg.weight_decay)
@@ -174,11 +218,22 @@ def test_with_bn_per_chunk_the_gradient_and_moving_averages_are_exact():
           for x in image_chunks]
   mean = np.mean([c.mean(axis=(0, 1, 2)) for c in conv], 0)
   variance = np.mean([c.var(axis=(0, 1, 2)) for c in conv], 0)
-  stem_bn = chunked.resnet_model.stem.bn
   decay = cfg.batch_norm_decay
-  np.testing.assert_allclose(stem_bn.moving_mean.numpy(), (1 - decay) * mean, rtol=1e-9)
-  np.testing.assert_allclose(stem_bn.moving_variance.numpy(),
-                             decay + (1 - decay) * variance, rtol=1e-9)
+  for network in [chunked] + ([step.ema_model] if memory_size else []):
+    stem_bn = network.resnet_model.stem.bn
+    np.testing.assert_allclose(stem_bn.moving_mean.numpy(), (1 - decay) * mean, rtol=1e-9)
+    np.testing.assert_allclose(stem_bn.moving_variance.numpy(),
+                               decay + (1 - decay) * variance, rtol=1e-9)
+  if memory_size:
+    n_keys = 2 * cfg.train_batch_size
+    np.testing.assert_allclose(step.memory.queue.numpy()[:n_keys], keys.numpy(), rtol=1e-9,
+                               atol=1e-15)
+    assert int(step.memory.filled.numpy()) == int(step.memory.pointer.numpy()) == n_keys
+    ema = {v.path: v.numpy() for v in step.ema_model.trainable_variables}
+    for v, w0 in zip(chunked.variables, initial):
+      if v.path in ema:
+        np.testing.assert_allclose(ema[v.path], 0.9 * w0 + 0.1 * v.numpy(), rtol=1e-12,
+                                   atol=1e-15)
 
 
 @pytest.mark.slow
@@ -203,15 +258,17 @@ def test_eight_replicas_equal_one_device(strategy8):
 
 @pytest.mark.slow
 def test_chunked_replica_functions_compile_with_xla():
-  """TPUs compile every replica function: the compiled chunked step computes the
-  plain chunked one's update (float64), and the step with blur compiles and runs."""
-  cfg = CFG.replace(precision='float64', microbatch_size=4)
+  """TPUs compile every replica function: the compiled chunked step with the memory
+  computes the plain chunked one's update (float64), and the step with blur and
+  without the memory compiles and runs."""
+  cfg = CFG.replace(precision='float64', microbatch_size=4, memory_size=64)
   batch = make_batch(cfg, views=2, seed=7)
   initial = randomized_initial_weights(cfg)
   ref, _ = stepped(cfg, initial, batch)
   xla, _ = stepped(cfg.replace(jit_compile=True), initial, batch)
   assert_same_step(ref, xla, initial, weight_rtol=1e-9, update_rtol=1e-6)
-  _, blur_metrics = stepped(cfg.replace(jit_compile=True, use_blur=True), initial, batch)
+  _, blur_metrics = stepped(cfg.replace(jit_compile=True, use_blur=True, memory_size=0),
+                            initial, batch)
   assert np.isfinite(blur_metrics['total_loss'])
 
 

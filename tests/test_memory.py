@@ -246,7 +246,6 @@ def test_the_memory_step_compiles_with_xla():
 @pytest.mark.parametrize('flags, message', [
     (dict(memory_size=16, train_batch_size=16), 'smaller than one step of keys'),
     (dict(memory_size=64, train_mode='finetune'), 'is for pretraining'),
-    (dict(memory_size=64, microbatch_size=8), 'do not work together'),
     (dict(memory_size=64, momentum_decay=1.5), r'--momentum_decay must be in \[0, 1\]'),
     (dict(evaluate_ema=True), 'needs the momentum network'),
 ])

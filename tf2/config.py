@@ -295,9 +295,6 @@ class Config:
           '--memory_size=0. To fine-tune from the momentum network of a pretraining run, '
           'export it there (--evaluate_ema=True --export_saved_model=True) and pass that '
           'saved_model/<step> as --checkpoint.')
-    if self.microbatch_size:
-      raise ConfigError('--memory_size and --microbatch_size do not work together yet: use one '
-                        'of them (the memory adds negatives; micro-batches a bigger batch).')
     if self.memory_size < 2 * self.train_batch_size:
       raise ConfigError(
           f'--memory_size={self.memory_size} is smaller than one step of keys, '

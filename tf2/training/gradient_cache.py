@@ -26,13 +26,20 @@ so a step computes about 4/3 of an unchunked one (a forward pass is about a
 third of a training step's arithmetic). Fine-tuning and distillation have no
 coupled term: they skip passes 1-2 and accumulate plain gradients.
 
+With --memory_size, a pass 0 computes the momentum network's keys chunk by
+chunk (no tape, training mode as in the unchunked step), gathers them from
+every replica once, and L in step 2 is the memory's loss against them
+(`memory.memory_nt_xent_loss`); after the update the momentum weights move
+and the keys are enqueued, as in the unchunked step.
+
 Batch norm: statistics are those of each micro-batch (with global BN, of the
 same micro-batch of every replica), the same in both passes, so the gradient
 is exact for that network; with BN frozen, or with M equal to the per-replica
 batch, it is the full batch's. Moving averages advance once per step, by the
 mean of the micro-batches' statistics: each chunk's update is recorded in a
 `keras.StatelessScope` instead of applied, and their mean is assigned at the
-end, which with one chunk is the unchunked step's update.
+end, which with one chunk is the unchunked step's update. The momentum
+network's moving averages advance the same way, by its pass 0.
 
 The augmentations, those on the device included, are drawn once per step, before
 the chunks, so both passes see the same inputs. Every chunk is its own
@@ -47,6 +54,7 @@ import keras
 import tensorflow as tf
 
 from tf2.dtypes import state_dtype
+from tf2.training import memory
 
 # Metrics that are means over examples: each chunk contributes its share.
 EXAMPLE_METRICS = ('distill_loss', 'teacher_agreement', 'supervised_loss', 'supervised_acc')
@@ -91,6 +99,7 @@ class GradientCache:
     self.chunks = check_microbatch_size(cfg.microbatch_size, cfg.train_batch_size,
                                         self.replicas)
     self.contrastive = cfg.train_mode == 'pretrain'
+    self.ema_model = trainer.ema_model
     logging.info('Micro-batches: %d chunk(s) of %d images per replica and step (%s).',
                  self.chunks, self.microbatch_size,
                  'gradient caching' if self.contrastive else 'gradient accumulation')
@@ -100,12 +109,16 @@ class GradientCache:
     # Filled when pass 2 is traced, read when the update is traced after it.
     self._has_gradient = None
     self._updated_state = None
+    self._ema_updated = None  # Filled when pass 0 is traced.
     wrap = (lambda fn: tf.function(fn, jit_compile=True)) if cfg.jit_compile else (lambda fn: fn)
     if self.contrastive:
       self.cache_shape = [self.chunks] + self.model.projection_shape(self.microbatch_size)
     self._make_accumulators()
     self._prepare = wrap(self.prepare)
     self._empty_cache = wrap(self.empty_cache)
+    self._start_keys = wrap(self.start_keys)
+    self._key_forward = wrap(self.key_forward)
+    self._gather_keys = wrap(self.gather_keys)
     self._forward = wrap(self.forward)
     self._cached_gradient = wrap(self.cached_gradient)
     self._zeros = wrap(self.zeros)
@@ -116,16 +129,21 @@ class GradientCache:
     """One training step in the cross-replica context; returns per-replica metrics."""
     run = self.strategy.run
     images, labels = run(self._prepare, (images, labels))
-    metrics, cached = {}, None
+    metrics, cached, global_keys = {}, None, None
+    if self.ema_model is not None:
+      keys = run(self._start_keys)
+      for c in tf.range(self.chunks):
+        keys = run(self._key_forward, (keys, images, c))
+      global_keys = run(self._gather_keys, (keys,))
     if self.contrastive:
       cache = run(self._empty_cache)
       for c in tf.range(self.chunks):
         cache = run(self._forward, (cache, images, c))
-      cached, metrics = run(self._cached_gradient, (cache,))
+      cached, metrics = run(self._cached_gradient, (cache, global_keys))
     accumulated = run(self._zeros)
     for c in tf.range(self.chunks):
       accumulated = run(self._backward, (accumulated, images, labels, cached, c))
-    return run(self._apply, (accumulated, metrics))
+    return run(self._apply, (accumulated, metrics, global_keys))
 
   def prepare(self, images, labels):
     """Augments on the device once for the step (as the model would in training), then chunks:
@@ -141,6 +159,30 @@ class GradientCache:
     with keras.StatelessScope():
       return self.model(chunk, training=True, apply_device_augment=False)['proj_head_output']
 
+  def start_keys(self):
+    """Zeroes the momentum network's BN sums; returns pass 0's empty key cache."""
+    for total in self._ema_state_sums:
+      total.assign(tf.zeros(total.shape, total.dtype))
+    return self.empty_cache()
+
+  def key_forward(self, keys, images, c):
+    """Pass 0, chunk c: the momentum network's keys (training mode, no tape); its BN
+    updates are summed, not applied."""
+    state = _statistics(self.ema_model)
+    with keras.StatelessScope() as scope:
+      k = self.ema_model(tf.gather(images, c), training=True,
+                         apply_device_augment=False)['proj_head_output']
+      updates = _recorded_updates(scope, state)
+    self._ema_updated = [u is not None for u in updates]
+    for total, value in zip(self._ema_state_sums, updates):
+      if value is not None:
+        total.assign_add(tf.cast(value, total.dtype))
+    return tf.tensor_scatter_nd_update(keys, [[c]], tf.cast(k, keys.dtype)[None])
+
+  def gather_keys(self, keys):
+    """The global batch's keys (`memory.gather_keys`) from pass 0's cache."""
+    return memory.gather_keys(views_major(keys), self.trainer.config.hidden_norm)
+
   def empty_cache(self):
     """Pass 1's [C, 2M, d] cache of projections, zeros until each chunk is written."""
     return tf.zeros(self.cache_shape, self.dtype)
@@ -150,13 +192,14 @@ class GradientCache:
     z = self._projections(tf.gather(images, c))
     return tf.tensor_scatter_nd_update(cache, [[c]], z[None])
 
-  def cached_gradient(self, cache):
+  def cached_gradient(self, cache, global_keys=None):
     """(dL/dz per chunk [C, 2M, d], contrastive metrics); L is already divided by the
-    number of replicas, as the unchunked step divides its loss."""
+    number of replicas, as the unchunked step divides its loss. With the memory, L is
+    against `global_keys` and the queue."""
     hidden = views_major(cache)
     with tf.GradientTape() as tape:
       tape.watch(hidden)
-      loss, metrics = self.trainer.contrastive_loss(hidden)
+      loss, metrics = self.trainer.contrastive_loss(hidden, global_keys)
       scaled = loss / self.replicas
     return chunks_major(tape.gradient(scaled, hidden), self.chunks), metrics
 
@@ -173,13 +216,9 @@ class GradientCache:
                          aggregation=tf.VariableAggregation.NONE)
     with self.strategy.scope():
       self._grad_sums = [zeros_like(v) for v in self.model.trainable_variables]
-      self._state_sums = [zeros_like(v) for v in self._statistics()]
-
-  def _statistics(self):
-    """The variables a training-mode forward pass updates: BN moving statistics
-    (not frozen weights, which are non-trainable too)."""
-    return [v for v in self.model.non_trainable_variables
-            if v.path.endswith(('moving_mean', 'moving_variance'))]
+      self._state_sums = [zeros_like(v) for v in _statistics(self.model)]
+      self._ema_state_sums = ([zeros_like(v) for v in _statistics(self.ema_model)]
+                              if self.ema_model is not None else [])
 
   def zeros(self):
     """Zeroes pass 2's sums; returns the example losses' and metrics' (loop variables)."""
@@ -191,7 +230,7 @@ class GradientCache:
   def backward(self, accumulated, images, labels, cached, c):
     """Pass 2, chunk c: adds its gradient, its BN updates and its share of the metrics."""
     variables = self.model.trainable_variables
-    state = self._statistics()
+    state = _statistics(self.model)
     chunk = tf.gather(images, c)
     share = 1.0 / self.chunks
     with keras.StatelessScope() as scope:
@@ -204,11 +243,7 @@ class GradientCache:
           z = outputs['proj_head_output']
           surrogate += tf.reduce_sum(z * tf.cast(tf.gather(cached, c), z.dtype))
       grads = tape.gradient(surrogate, variables)
-      updates = [scope.get_current_value(v) for v in state]
-      others = sum(u is not None for u in updates) != len(scope.state_mapping)
-      if others:
-        raise NotImplementedError('Micro-batches average BN moving statistics only; this '
-                                  'model updates other variables in its forward pass.')
+      updates = _recorded_updates(scope, state)
     self._has_gradient = [g is not None for g in grads]
     self._updated_state = [u is not None for u in updates]
     for total, value in zip(self._grad_sums + self._state_sums, grads + updates):
@@ -221,8 +256,10 @@ class GradientCache:
                     tf.cast(example_metrics[name], self.dtype) * share
                     for name in self.example_metrics}}
 
-  def apply(self, accumulated, contrastive_metrics):
-    """Weight decay, one optimizer update, the mean BN update; returns the step's metrics."""
+  def apply(self, accumulated, contrastive_metrics, global_keys=None):
+    """Weight decay, one optimizer update, the mean BN update (and with the memory the
+    momentum update, the momentum network's mean BN update and the enqueue); returns the
+    step's metrics."""
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       wd = self.trainer.weight_decay()
@@ -236,10 +273,12 @@ class GradientCache:
       if g is not None:
         pairs.append((g, v))
     self.trainer.optimizer.apply_gradients(pairs)
-    for v, total, updated in zip(self._statistics(), self._state_sums,
-                                 self._updated_state):
-      if updated:
-        v.assign(total.read_value() / self.chunks)
+    _assign_means(_statistics(self.model), self._state_sums, self._updated_state, self.chunks)
+    if self.ema_model is not None:
+      memory.momentum_update(*self.trainer.momentum_pairs, self.trainer.config.momentum_decay)
+      _assign_means(_statistics(self.ema_model), self._ema_state_sums, self._ema_updated,
+                    self.chunks)
+      self.trainer.memory.enqueue(global_keys)
     metrics = dict(contrastive_metrics, **accumulated['metrics'])
     loss = 0.0
     if self.contrastive:
@@ -248,3 +287,27 @@ class GradientCache:
     loss += tf.cast(wd, self.dtype)
     metrics.update(weight_decay=wd, total_loss=loss)
     return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+
+
+def _statistics(model):
+  """The variables a training-mode forward pass of `model` updates: BN moving statistics
+  (not frozen weights, which are non-trainable too)."""
+  return [v for v in model.non_trainable_variables
+          if v.path.endswith(('moving_mean', 'moving_variance'))]
+
+
+def _recorded_updates(scope, state):
+  """The values a StatelessScope recorded for `state` (None where not updated); raises
+  if the pass updated any other variable."""
+  updates = [scope.get_current_value(v) for v in state]
+  if sum(u is not None for u in updates) != len(scope.state_mapping):
+    raise NotImplementedError('Micro-batches average BN moving statistics only; this '
+                              'model updates other variables in its forward pass.')
+  return updates
+
+
+def _assign_means(variables, sums, updated, chunks):
+  """Each updated variable becomes the mean of its chunks' updates."""
+  for v, total, was_updated in zip(variables, sums, updated):
+    if was_updated:
+      v.assign(total.read_value() / chunks)

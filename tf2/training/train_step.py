@@ -63,7 +63,7 @@ class TrainStep:
     self.ema_model = ema_model
     self.memory = None
     if ema_model is not None:
-      self._momentum_pairs = memory.momentum_pairs(ema_model, model)
+      self.momentum_pairs = memory.momentum_pairs(ema_model, model)
       dim = model.projection_shape(1)[-1]
       with strategy.scope():
         self.memory = memory.NegativeMemory(config.memory_size, dim,
@@ -168,7 +168,7 @@ class TrainStep:
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     self.optimizer.apply_gradients(pairs)
     if self.memory is not None:
-      memory.momentum_update(*self._momentum_pairs, self.config.momentum_decay)
+      memory.momentum_update(*self.momentum_pairs, self.config.momentum_decay)
       self.memory.enqueue(global_keys)
     return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
 
