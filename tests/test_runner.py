@@ -14,6 +14,8 @@ from tf2 import runner
 from tf2.config import Config
 from tf2.data import datasets
 from tf2.data.datasets import array_source
+from tf2.evaluation import linear_probe
+from tf2.models import teacher as teacher_lib
 from tf2.models.model import SimCLRModel
 from tf2.training.train_step import TrainStep
 
@@ -307,15 +309,28 @@ def test_fine_tuning_on_a_folder_without_classes_is_refused(tmp_path, rng):
   assert not (tmp_path / 'run').exists()
 
 
-def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path):
-  """--memory_size with --evaluate_ema: training exports the momentum weights,
-  and --mode=eval restores them from the checkpoint's momentum network."""
+def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monkeypatch):
+  """--memory_size with --evaluate_ema: the kNN monitor and the linear probe see the
+  momentum network, training exports it, --mode=eval restores it from the
+  checkpoint's momentum network, and a distillation teacher loads from the export."""
+  seen = {}  # The weights each evaluation saw, at its last call for the trained model.
+
+  def recording(name, function):
+    def wrapper(*args, **kwargs):
+      model = args[1] if name == 'knn' else args[0]
+      seen.setdefault(name, []).append([v.numpy() for v in model.variables])
+      return function(*args, **kwargs)
+    return wrapper
+
+  monkeypatch.setattr(runner.knn, 'knn_accuracy', recording('knn', runner.knn.knn_accuracy))
+  monkeypatch.setattr(linear_probe, 'probe_accuracy',
+                      recording('probe', linear_probe.probe_accuracy))
   with tfds.testing.mock_data(num_examples=20):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path} --memory_size=32 --momentum_decay=0.5'
-               ' --evaluate_ema=True --export_saved_model=True')
+               ' --evaluate_ema=True --export_saved_model=True --knn_eval=True')
     config = parse(command)
-    runner.run(config)
+    runner.run(config.replace(linear_probe=True))
     latest = tf.train.latest_checkpoint(str(tmp_path))
     online, ema = SimCLRModel(config, 10).build_for(), SimCLRModel(config, 10).build_for()
     tf.train.Checkpoint(model=online, ema_model=ema).restore(latest).expect_partial()
@@ -331,6 +346,12 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path):
       assert any(not np.array_equal(value, v.numpy()) for value, v in zip(values, online.variables))
 
     assert_is_ema(exported())
+    assert_is_ema(seen['knn'][-1])  # At the last checkpoint.
+    assert_is_ema(seen['probe'][0])  # The trained encoder (then the random one).
+    teacher = teacher_lib.load_teacher(str(tmp_path / 'saved_model' / '2'),
+                                       config.replace(train_mode='distill'), 10,
+                                       tf.distribute.get_strategy())
+    assert_is_ema([v.numpy() for v in teacher.variables])
     tf.io.gfile.rmtree(str(tmp_path / 'saved_model'))
     runner.run(parse(command + ' --mode=eval --eval_name=ema_eval'))
     assert_is_ema(exported())

@@ -6,12 +6,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests import harness
 from tf2.config import Config
-from tf2.data import service
+from tf2.data import datasets, input_pipeline, service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240
@@ -69,3 +70,44 @@ def test_pretraining_reads_through_two_workers_and_survives_losing_one(tmp_path)
   finally:
     for p in procs:
       p.kill()
+
+
+def labels_through_service(source, mode, tmp_path, count):
+  """The first `count` labels of the pretraining input read through an in-process
+  dispatcher and two workers in `mode`."""
+  svc = tf.data.experimental.service
+  dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
+  address = dispatcher.target.split('://')[1]
+  workers = [svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address)) for _ in range(2)]
+  config = Config(dataset='folder', image_size=8, train_batch_size=4, use_blur=False,
+                  use_tpu=False, data_service_address=dispatcher.target,
+                  data_service_mode=mode, model_dir=str(tmp_path / mode)).validate()
+  ds = input_pipeline.make_input_fn(source, config, is_training=True, through_service=True)()
+  labels = np.concatenate([y.numpy() for _, y in ds.take(count // 4)])
+  del ds
+  for server in workers + [dispatcher]:
+    server.stop()
+  return labels
+
+
+@pytest.mark.parametrize('kind', ['arrays', 'folder'])
+def test_distributed_epoch_reads_each_example_once_per_epoch_across_workers(tmp_path, kind):
+  """64 images, each its own class, through two workers in distributed_epoch, which
+  split each epoch between them: the first 64 views seen are 64 different images (all
+  but a few at the epoch's end, where one worker may start the next epoch early), and
+  three epochs' worth hold each image about three times. (In parallel_epochs each
+  worker reads the whole split, so the first 64 repeat images whenever both workers
+  contribute; how much each contributes is up to timing, so that is not asserted.)"""
+  n = 64
+  images = np.random.RandomState(0).randint(0, 256, (n, 8, 8, 3)).astype(np.uint8)
+  if kind == 'arrays':
+    source = datasets.array_source('arrays', {'train': (images, np.arange(n))}, n)
+  else:
+    for i in range(n):
+      tf.io.write_file(str(tmp_path / 'data' / 'train' / f'c{i:02d}' / 'x.png'),
+                       tf.io.encode_png(images[i]))
+    source = datasets.folder_source(str(tmp_path / 'data'), ['train'])
+  labels = labels_through_service(source, 'distributed_epoch', tmp_path, 3 * n)
+  assert len(set(labels[:n].tolist())) >= n - 4, sorted(labels[:n])
+  counts = np.bincount(labels, minlength=n)
+  assert counts.min() >= 2 and counts.max() <= 4, counts
