@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.framework import ops  # noqa: E402
 
 # Grappler's graph rewrites do not change results but cost most of the
 # compile time of the small graphs here; tests skip them.
@@ -35,6 +36,22 @@ def strategy8():
 @pytest.fixture
 def rng():
   return np.random.RandomState(0)
+
+
+@pytest.fixture(autouse=True)
+def release_traced_graphs():
+  """Lets each test's traced graphs be freed when it ends. Every trace of
+  `ReplicaContext.all_reduce` (the optimizer's gradient sum among them) registers a
+  custom gradient in TensorFlow's global gradient registry, and its closure holds the
+  traced graph, so no such graph is ever freed (tensorflow/tensorflow#80895). A run
+  traces its step once; the suite traces hundreds of steps, and one process grew past
+  10 GB in two test files. The test's registrations are dropped after it."""
+  registry = ops._gradient_registry._registry  # pylint: disable=protected-access
+  before = set(registry)
+  yield
+  for name in set(registry) - before:
+    if name.startswith('CustomGradient-'):
+      del registry[name]
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tf2 import cluster
 from tf2.config import Config
-from tf2.runner import build_model
+from tf2.runner import build_ema_model, build_model
 from tf2.training import checkpointing
 from tf2.training.train_step import TrainStep
 from tf2.training.train_step import unpack
@@ -64,22 +64,24 @@ def scalar_events(directory, tag):
 
 
 def reference_step(model_dir, from_step):
-  """One single-process step from `model_dir`'s checkpoint at `from_step` on the
-  global batch the two workers' input pipelines produced for the next step."""
+  """(TrainStep, metrics) of one single-process step from `model_dir`'s checkpoint at
+  `from_step` (with the momentum network and memory of --memory_size) on the global
+  batch the two workers' input pipelines produced for the next step."""
   with open(os.path.join(model_dir, 'flags.json')) as f:
     config = Config(**json.load(f)).replace(model_dir='')
   strategy = tf.distribute.get_strategy()
   model, optimizer = build_model(config, strategy, harness.NUM_CLASSES, 10000)
-  trainer = TrainStep(config, model, optimizer, strategy)
+  ema = build_ema_model(config, strategy, harness.NUM_CLASSES)
+  trainer = TrainStep(config, model, optimizer, strategy, ema_model=ema)
   trainer.build_optimizer_state()
-  checkpointing.training_checkpoint(model, optimizer).restore(
+  checkpointing.training_checkpoint(model, optimizer, **trainer.checkpointed()).restore(
       os.path.join(model_dir, f'ckpt-{from_step}')).assert_existing_objects_matched()
   per_worker = config.train_batch_size // 2
   batches = [harness.pipeline_batches(w, per_worker) for w in (0, 1)]
   images = np.concatenate([b[0][from_step] for b in batches])
   labels = np.concatenate([b[1][from_step] for b in batches])
   dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-  return model, unpack(trainer.make_loop()(iter(dataset), tf.constant(1)))[0]
+  return trainer, unpack(trainer.make_loop()(iter(dataset), tf.constant(1)))[0]
 
 
 def assert_close_weights(got, want, rtol):
@@ -108,9 +110,9 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(tmp_path):
 
   # Negatives and BN statistics span both workers: step 2 from the chief's
   # ckpt-1 equals one single-process step on both workers' batches together.
-  model, metrics = reference_step(model_dir, from_step=1)
+  trainer, metrics = reference_step(model_dir, from_step=1)
   saved = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-2'))
-  assert_close_weights(chief, [v.numpy() for v in model.variables], rtol=1e-9)
+  assert_close_weights(chief, [v.numpy() for v in trainer.model.variables], rtol=1e-9)
   losses = scalar_events(model_dir, 'train/total_loss')
   assert losses[2] == pytest.approx(metrics['total_loss'], rel=1e-6)  # float32 summaries
   assert scalar_events(model_dir, 'train/contrast_loss')[2] == pytest.approx(
@@ -126,6 +128,36 @@ def test_two_workers_train_as_one_process_and_only_the_chief_writes(tmp_path):
   assert not [n for n in names if n.startswith('workertemp')], names
   assert os.listdir(os.path.join(model_dir, 'saved_model')) == ['2']
   assert len(os.listdir(os.path.join(model_dir, 'eval'))) == 1
+
+
+@pytest.mark.slow
+def test_two_workers_with_the_memory_train_as_one_process(tmp_path):
+  """--memory_size across workers: keys gathered from both, the ring wrapping at step 3
+  (32 slots, 16 keys a step). Step 3 from the chief's ckpt-2 equals one single-process
+  step on both workers' batches: online and momentum weights, queue and ring index."""
+  model_dir = str(tmp_path / 'run')
+  procs = start_workers(tmp_path, ['--precision=float64', '--train_steps=3', '--mode=train',
+                                   '--memory_size=32', '--momentum_decay=0.5',
+                                   f'--model_dir={model_dir}'])
+  assert harness.wait_all(procs, TIMEOUT) == [0, 0], logs(procs)
+  chief = variables_of(tmp_path / 'weights_worker_0.npz')
+  for a, b in zip(chief, variables_of(tmp_path / 'weights_worker_1.npz')):
+    np.testing.assert_array_equal(a, b)
+  trainer, _ = reference_step(model_dir, from_step=2)
+  assert_close_weights(chief, [v.numpy() for v in trainer.model.variables], rtol=1e-9)
+  saved = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-3'))
+  names = [name for name, _ in tf.train.list_variables(os.path.join(model_dir, 'ckpt-3'))]
+  queue = [n for n in names if n.startswith('memory/queue/')]
+  pointer = [n for n in names if n.startswith('memory/pointer/')]
+  assert len(queue) == len(pointer) == 1, names
+  np.testing.assert_allclose(saved.get_tensor(queue[0]), trainer.memory.queue.numpy(),
+                             rtol=1e-9, atol=1e-12)
+  assert saved.get_tensor(pointer[0]) == int(trainer.memory.pointer.numpy()) == 16
+  restored = build_ema_model(trainer.config, tf.distribute.get_strategy(), harness.NUM_CLASSES)
+  tf.train.Checkpoint(ema_model=restored).restore(
+      os.path.join(model_dir, 'ckpt-3')).expect_partial()
+  assert_close_weights([v.numpy() for v in restored.variables],
+                       [v.numpy() for v in trainer.ema_model.variables], rtol=1e-9)
 
 
 @pytest.mark.slow
