@@ -313,7 +313,7 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monke
   """--memory_size with --evaluate_ema: the kNN monitor and the linear probe see the
   momentum network, training exports it, --mode=eval restores it from the
   checkpoint's momentum network, and a distillation teacher loads from the export."""
-  seen = {}  # The weights each evaluation saw, at its last call for the trained model.
+  seen = {}  # The weights each evaluation was called with, call by call.
 
   def recording(name, function):
     def wrapper(*args, **kwargs):

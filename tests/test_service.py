@@ -1,5 +1,6 @@
 """tf.data service on loopback: a dispatcher and two workers as processes on 127.0.0.1,
-and `run.py` pretraining through them, one worker killed on the way."""
+and `run.py` pretraining through them, one worker killed on the way; the pretraining
+input pipeline through in-process servers in distributed_epoch."""
 import os
 import signal
 import subprocess
@@ -79,7 +80,7 @@ def labels_through_service(source, mode, tmp_path, count):
   dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
   address = dispatcher.target.split('://')[1]
   workers = [svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address)) for _ in range(2)]
-  config = Config(dataset='folder', image_size=8, train_batch_size=4, use_blur=False,
+  config = Config(dataset=source.name, image_size=8, train_batch_size=4, use_blur=False,
                   use_tpu=False, data_service_address=dispatcher.target,
                   data_service_mode=mode, model_dir=str(tmp_path / mode)).validate()
   ds = input_pipeline.make_input_fn(source, config, is_training=True, through_service=True)()
