@@ -237,11 +237,15 @@ def test_with_bn_per_chunk_the_gradient_and_moving_averages_are_exact(memory_siz
 
 
 @pytest.mark.slow
-def test_eight_replicas_equal_one_device(strategy8):
+@pytest.mark.parametrize('memory_size', [0, 64])
+def test_eight_replicas_equal_one_device(strategy8, memory_size):
   """8 replicas of 4 images in chunks of 2, global BN, against one device with
   chunks of 16: the one device's chunk c is the replicas' chunks c together
-  (the batch reordered to match; NT-Xent does not depend on the order)."""
-  cfg = CFG.replace(precision='float64', train_batch_size=32, image_size=8)
+  (the batch reordered to match; NT-Xent, with the memory too, does not depend on
+  the order). With the memory, the momentum network's keys are gathered from every
+  replica's chunks."""
+  cfg = CFG.replace(precision='float64', train_batch_size=32, image_size=8,
+                    memory_size=memory_size, momentum_decay=0.5)
   replicas, per_replica, m = 8, 4, 2
   images, labels = make_batch(cfg, views=2, seed=6)
   order = [r * per_replica + c * m + i for c in range(per_replica // m)
