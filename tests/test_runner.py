@@ -315,16 +315,15 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monke
   checkpoint's momentum network, and a distillation teacher loads from the export."""
   seen = {}  # The weights each evaluation was called with, call by call.
 
-  def recording(name, function):
+  def recording(name, function, model_arg):
     def wrapper(*args, **kwargs):
-      model = args[1] if name == 'knn' else args[0]
-      seen.setdefault(name, []).append([v.numpy() for v in model.variables])
+      seen.setdefault(name, []).append([v.numpy() for v in args[model_arg].variables])
       return function(*args, **kwargs)
     return wrapper
 
-  monkeypatch.setattr(runner.knn, 'knn_accuracy', recording('knn', runner.knn.knn_accuracy))
+  monkeypatch.setattr(runner.knn, 'knn_accuracy', recording('knn', runner.knn.knn_accuracy, 1))
   monkeypatch.setattr(linear_probe, 'probe_accuracy',
-                      recording('probe', linear_probe.probe_accuracy))
+                      recording('probe', linear_probe.probe_accuracy, 0))
   with tfds.testing.mock_data(num_examples=20):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path} --memory_size=32 --momentum_decay=0.5'

@@ -73,16 +73,16 @@ def test_pretraining_reads_through_two_workers_and_survives_losing_one(tmp_path)
       p.kill()
 
 
-def labels_through_service(source, mode, tmp_path, count):
+def labels_through_service(source, tmp_path, count):
   """The first `count` labels of the pretraining input read through an in-process
-  dispatcher and two workers in `mode`."""
+  dispatcher and two workers in distributed_epoch."""
   svc = tf.data.experimental.service
   dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
   address = dispatcher.target.split('://')[1]
   workers = [svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address)) for _ in range(2)]
   config = Config(dataset=source.name, image_size=8, train_batch_size=4, use_blur=False,
                   use_tpu=False, data_service_address=dispatcher.target,
-                  data_service_mode=mode, model_dir=str(tmp_path / mode)).validate()
+                  data_service_mode='distributed_epoch', model_dir=str(tmp_path)).validate()
   ds = input_pipeline.make_input_fn(source, config, is_training=True, through_service=True)()
   labels = np.concatenate([y.numpy() for _, y in ds.take(count // 4)])
   del ds
@@ -108,7 +108,7 @@ def test_distributed_epoch_reads_each_example_once_per_epoch_across_workers(tmp_
       tf.io.write_file(str(tmp_path / 'data' / 'train' / f'c{i:02d}' / 'x.png'),
                        tf.io.encode_png(images[i]))
     source = datasets.folder_source(str(tmp_path / 'data'), ['train'])
-  labels = labels_through_service(source, 'distributed_epoch', tmp_path, 3 * n)
+  labels = labels_through_service(source, tmp_path, 3 * n)
   assert len(set(labels[:n].tolist())) >= n - 4, sorted(labels[:n])
   counts = np.bincount(labels, minlength=n)
   assert counts.min() >= 2 and counts.max() <= 4, counts

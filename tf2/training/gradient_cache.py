@@ -161,8 +161,7 @@ class GradientCache:
 
   def start_keys(self):
     """Zeroes the momentum network's BN sums; returns pass 0's empty key cache."""
-    for total in self._ema_state_sums:
-      total.assign(tf.zeros(total.shape, total.dtype))
+    _zero(self._ema_state_sums)
     return self.empty_cache()
 
   def key_forward(self, keys, images, c):
@@ -174,9 +173,7 @@ class GradientCache:
                          apply_device_augment=False)['proj_head_output']
       updates = _recorded_updates(scope, state)
     self._ema_updated = [u is not None for u in updates]
-    for total, value in zip(self._ema_state_sums, updates):
-      if value is not None:
-        total.assign_add(tf.cast(value, total.dtype))
+    _add(self._ema_state_sums, updates)
     return tf.tensor_scatter_nd_update(keys, [[c]], tf.cast(k, keys.dtype)[None])
 
   def gather_keys(self, keys):
@@ -222,8 +219,7 @@ class GradientCache:
 
   def zeros(self):
     """Zeroes pass 2's sums; returns the example losses' and metrics' (loop variables)."""
-    for total in self._grad_sums + self._state_sums:
-      total.assign(tf.zeros(total.shape, total.dtype))
+    _zero(self._grad_sums + self._state_sums)
     return {'loss': tf.constant(0.0, self.dtype),
             'metrics': {name: tf.constant(0.0, self.dtype) for name in self.example_metrics}}
 
@@ -246,9 +242,7 @@ class GradientCache:
       updates = _recorded_updates(scope, state)
     self._has_gradient = [g is not None for g in grads]
     self._updated_state = [u is not None for u in updates]
-    for total, value in zip(self._grad_sums + self._state_sums, grads + updates):
-      if value is not None:
-        total.assign_add(tf.cast(value, total.dtype))
+    _add(self._grad_sums + self._state_sums, grads + updates)
     example_loss = tf.cast(example_loss, self.dtype)
     return {
         'loss': accumulated['loss'] + example_loss * share,
@@ -304,6 +298,18 @@ def _recorded_updates(scope, state):
     raise NotImplementedError('Micro-batches average BN moving statistics only; this '
                               'model updates other variables in its forward pass.')
   return updates
+
+
+def _zero(sums):
+  for total in sums:
+    total.assign(tf.zeros(total.shape, total.dtype))
+
+
+def _add(sums, values):
+  """Adds each chunk's value to its sum (None: the chunk had none)."""
+  for total, value in zip(sums, values):
+    if value is not None:
+      total.assign_add(tf.cast(value, total.dtype))
 
 
 def _assign_means(variables, sums, updated, chunks):
