@@ -14,7 +14,11 @@ that the figure is per-core work:
 - ours: `datasets.decode_image` and `input_pipeline.preprocess_fn`, the
   functions our input pipeline maps; for pretraining also with
   `--color_jitter_on_device`, which leaves the colour distortion to the
-  accelerator. What that costs there is printed last, timed on this CPU.
+  accelerator. What that costs there is printed last, timed on this CPU;
+- for pretraining, kernels alone (`kernels_alone`): the decode, crop, resize
+  and colour kernels that any TensorFlow implementation of the original's
+  numbers runs, and nothing else. Its ratio to the original bounds what such
+  an implementation can reach.
 Neither side blurs: both blur a batch on the accelerator. Rounds alternate the
 sides, so that drift of the machine's speed hits both. `--images` takes a
 folder of JPEGs (e.g. ImageNet's); without it, 64 photo-like 500x375 JPEGs
@@ -35,7 +39,7 @@ import tensorflow as tf  # noqa: E402
 
 from tf2 import hardware  # noqa: E402
 from tf2.config import Config  # noqa: E402
-from tf2.data import color, datasets, input_pipeline  # noqa: E402
+from tf2.data import augment, color, datasets, input_pipeline  # noqa: E402
 
 
 def photo_like_jpegs(n=64, height=375, width=500, seed=0):
@@ -99,9 +103,25 @@ def pipelines(original_dir, image_size, strength):
   return {
       'pretrain (2 views)': {
           'original': original_pretrain, 'ours': ours(config, True),
-          'ours, colour on device': ours(config.replace(color_jitter_on_device=True), True)},
+          'ours, colour on device': ours(config.replace(color_jitter_on_device=True), True),
+          'kernels alone': lambda d: kernels_alone(d, image_size, 2, strength)},
       'eval': {'original': original_eval, 'ours': ours(config, False)},
   }
+
+
+def kernels_alone(data, image_size, views, strength):
+  """Some of the kernels that make the original's training views and that no TensorFlow
+  implementation of its numbers can skip: the JPEG decode; per view the crop's float
+  conversion and bicubic resize, and with probability 0.8 tf.image's saturation and hue
+  kernels. Its images/s bound any such implementation's. (Our evaluation input runs only
+  such kernels: the decode, the crop, its float conversion, the resize and the clip.)"""
+  image = datasets.decode_image(data)
+  out = []
+  for _ in range(views):
+    view = augment.random_crop_with_resize(image, image_size, image_size)
+    out.append(tf.cond(tf.random.uniform([]) < 0.8, lambda v=view: tf.image.adjust_hue(
+        tf.image.adjust_saturation(v, 1.0 + 0.8 * strength), 0.2 * strength), lambda v=view: v))
+  return tf.concat(out, -1)
 
 
 def device_colour_seconds(image_size, strength, views=128, repeats=5):

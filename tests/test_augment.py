@@ -1,11 +1,13 @@
 """SimCLR augmentations: crop statistics, jitter/grayscale rates, ranges, eval crop."""
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests import original_code
-from tests.distribution import ks_bound, ks_distance, many_views
-from tf2.data import augment
+from tests.distribution import clipped_jitter, ks_bound, ks_distance, many_views
+from tf2.data import augment, color
 
 N_DRAWS = 2000
 
@@ -54,16 +56,51 @@ def test_colour_jitter_and_grayscale_rates():
   assert within(gray / N_DRAWS, 0.2, N_DRAWS)
 
 
-@pytest.mark.parametrize('impl', ['simclrv1', 'simclrv2'])
-def test_brightness_implementations(impl):
-  image = tf.fill([4, 4, 3], 0.5)
-  outs = np.array([augment.random_brightness(image, 0.4, impl).numpy()[0, 0, 0]
-                   for _ in range(300)])
-  if impl == 'simclrv2':  # multiplicative: 0.5 * [0.6, 1.4]
-    assert outs.min() >= 0.3 - 1e-6 and outs.max() <= 0.7 + 1e-6
-  else:  # additive: 0.5 + [-0.4, 0.4]
-    assert outs.min() >= 0.1 - 1e-6 and outs.max() <= 0.9 + 1e-6
-  assert outs.std() > 0.05
+def overshooting(seed=0):
+  """A bicubic upsampling of random colours (values a little outside [0, 1], as a
+  resized crop hands them to the colour distortion), plus black, white, gray and
+  primary pixels."""
+  coarse = np.random.RandomState(seed).uniform(0, 1, (5, 6, 3)).astype(np.float32)
+  image = tf.image.resize(coarse, [20, 24], 'bicubic').numpy()
+  image[0, :6] = [[0, 0, 0], [1, 1, 1], [0.4, 0.4, 0.4], [1, 0, 0], [0, 1, 0], [0.7, 0.7, 0.2]]
+  assert image.min() < 0 and image.max() > 1
+  return tf.constant(image)
+
+
+def factor_sets(impl):
+  """Extreme and middle draws of strength 1 (brightness 0 is strength 1.25's)."""
+  bright = [0.0, 1.8, 0.9] if impl == 'simclrv2' else [-0.8, 0.8, 0.1]
+  return [dict(brightness=b, contrast=c, saturation=s, hue=h) for b, c, s, h in
+          zip(bright, [0.2, 1.8, 1.1], [1.8, 0.2, 0.6], [-0.2, 0.2, 0.07])]
+
+
+@pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
+def test_distort_color_is_the_originals_composition_bit_for_bit(impl):
+  """Every order, extreme factors, an input outside [0, 1] (the first clip matters)."""
+  image = overshooting()
+  distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
+  for factors in factor_sets(impl):
+    for order in itertools.permutations(range(4)):
+      draws = dict(factors, order=order)
+      got = distort(image, {k: tf.constant(v, tf.int32 if k == 'order' else tf.float32)
+                            for k, v in draws.items()})
+      np.testing.assert_array_equal(got.numpy(), clipped_jitter(image, draws, impl).numpy(),
+                                    err_msg=str(draws))
+
+
+@pytest.mark.parametrize('jitter,grayscale', itertools.product([True, False], repeat=2))
+def test_random_color_jitter_applies_its_draws(monkeypatch, jitter, grayscale):
+  """The jitter's coin (p 0.8), its factors and order, then the grayscale coin (p 0.2):
+  `color.sample_jitter`'s draws for one image."""
+  image = overshooting(1)
+  draws = dict(factor_sets('simclrv2')[1], order=(2, 3, 0, 1), jitter=jitter,
+               grayscale=grayscale)
+  monkeypatch.setattr(color, 'sample_jitter', lambda *args: {
+      k: tf.constant([v]) for k, v in draws.items()})
+  want = clipped_jitter(image, draws) if jitter else image
+  if grayscale:
+    want = tf.tile(tf.image.rgb_to_grayscale(want), [1, 1, 3])
+  np.testing.assert_array_equal(augment.random_color_jitter(image, 1.0).numpy(), want.numpy())
 
 
 def test_train_views_shape_range_and_independence():

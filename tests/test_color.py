@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests import original_code
-from tests.distribution import ks_bound, ks_distance, many_views
+from tests.distribution import clipped_jitter, ks_bound, ks_distance, many_views
 from tf2.data import augment, color
 
 N_DRAWS = 1200
@@ -63,16 +63,10 @@ def test_composition_applies_tf_image_ops_in_each_images_order_with_clips(impl):
       'grayscale': tf.constant([False, True] * 4),
   }
   got = color.apply_jitter(x, draws, impl).numpy()
-  ops = [lambda y, i: (y * draws['brightness'][i] if impl == 'simclrv2'
-                       else tf.image.adjust_brightness(y, draws['brightness'][i])),
-         lambda y, i: tf.image.adjust_contrast(y, draws['contrast'][i]),
-         lambda y, i: tf.image.adjust_saturation(y, draws['saturation'][i]),
-         lambda y, i: tf.image.adjust_hue(y, draws['hue'][i])]
   for i in range(8):
     y = x[i]
     if draws['jitter'][i]:
-      for op in draws['order'][i].numpy():
-        y = tf.clip_by_value(ops[op](y, i), 0.0, 1.0)
+      y = clipped_jitter(y, {k: v[i] for k, v in draws.items()}, impl)
     if draws['grayscale'][i]:
       y = tf.tile(tf.image.rgb_to_grayscale(y), [1, 1, 3])
     np.testing.assert_allclose(got[i], tf.clip_by_value(y, 0.0, 1.0).numpy(), atol=3e-6)

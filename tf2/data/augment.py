@@ -15,12 +15,15 @@ aspect ratio, bicubic resize; no crop for images of 32 px or less.
 The same functions as the original's, computed with less work: an image
 becomes 3-channel (`to_rgb`) in its own dtype, is cropped there, and only the
 crop is converted to float32 in [0, 1] (the original converts the whole
-image first, to the same values). With `--color_jitter_on_device` the colour
-distortion runs per batch on the accelerator instead (`tf2/data/color.py`).
+image first, to the same values). The colour distortion's draws are
+`color.sample_jitter`'s, which the per-batch colour distortion on the
+accelerator (`--color_jitter_on_device`, `tf2/data/color.py`) makes too.
 """
 import functools
 
 import tensorflow as tf
+
+from tf2.data import color
 
 
 CROP_PROPORTION = 0.875
@@ -55,11 +58,6 @@ def to_float_rgb(image):
   return to_float(to_rgb(image))
 
 
-def random_apply(func, p, x):
-  """func(x) with probability p, else x."""
-  return tf.cond(tf.random.uniform([]) < p, lambda: func(x), lambda: x)
-
-
 def sample_crop_box(image_shape, aspect_ratio=1.0):
   """(offset [y, x], size [h, w]) of a random crop: area 8-100%, aspect 3/4-4/3."""
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
@@ -78,41 +76,38 @@ def random_crop_with_resize(image, height, width):
   return tf.image.resize(to_float(image), [height, width], method='bicubic')
 
 
-def random_brightness(image, max_delta, impl='simclrv2'):
-  if impl == 'simclrv2':
-    factor = tf.random.uniform([], tf.maximum(1.0 - max_delta, 0.0), 1.0 + max_delta)
-    return image * factor
-  if impl == 'simclrv1':
-    return tf.image.random_brightness(image, max_delta=max_delta)
-  raise ValueError(f'Unknown colour jitter implementation {impl!r}.')
-
-
 def to_grayscale(image):
   return tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
 
 
-def color_jitter(image, strength, impl='simclrv2'):
-  """Brightness, contrast, saturation, hue in a random order, clipping after each."""
-  brightness = contrast = saturation = 0.8 * strength
-  hue = 0.2 * strength
-  transforms = [
-      lambda x: random_brightness(x, brightness, impl) if brightness else x,
-      lambda x: tf.image.random_contrast(x, 1 - contrast, 1 + contrast) if contrast else x,
-      lambda x: tf.image.random_saturation(x, 1 - saturation, 1 + saturation)
-      if saturation else x,
-      lambda x: tf.image.random_hue(x, hue) if hue else x,
-  ]
-  order = tf.random.shuffle(tf.range(4))
-  for i in range(4):
-    image = tf.switch_case(order[i], [functools.partial(t, image) for t in transforms])
+def distort_color(image, draws, impl='simclrv2'):
+  """Brightness, contrast, saturation and hue with `draws` (`color.sample_jitter`'s, of
+  one image) in `draws['order']`, each result clipped to [0, 1]: the original's
+  `color_jitter_rand` with tf.image's kernels."""
+  def brightness(x):
+    if impl == 'simclrv1':
+      return tf.image.adjust_brightness(x, draws['brightness'])
+    if impl == 'simclrv2':
+      return x * draws['brightness']
+    raise ValueError(f'Unknown colour jitter implementation {impl!r}.')
+
+  transforms = (brightness,
+                lambda x: tf.image.adjust_contrast(x, draws['contrast']),
+                lambda x: tf.image.adjust_saturation(x, draws['saturation']),
+                lambda x: tf.image.adjust_hue(x, draws['hue']))
+  for position in range(4):
+    image = tf.switch_case(draws['order'][position],
+                           [functools.partial(t, image) for t in transforms])
     image = tf.clip_by_value(image, 0.0, 1.0)
   return image
 
 
 def random_color_jitter(image, strength, impl='simclrv2'):
-  """Colour jitter with probability 0.8, then grayscale with probability 0.2."""
-  image = random_apply(functools.partial(color_jitter, strength=strength, impl=impl), 0.8, image)
-  return random_apply(to_grayscale, 0.2, image)
+  """`distort_color` with probability 0.8, then grayscale with probability 0.2; the draws
+  are those the per-batch version on the accelerator makes (`color.sample_jitter`)."""
+  draws = {name: value[0] for name, value in color.sample_jitter(1, strength, impl).items()}
+  image = tf.cond(draws['jitter'], lambda: distort_color(image, draws, impl), lambda: image)
+  return tf.cond(draws['grayscale'], lambda: to_grayscale(image), lambda: image)
 
 
 def center_crop(image, height, width, crop_proportion=CROP_PROPORTION):
