@@ -15,10 +15,9 @@ that the figure is per-core work:
   functions our input pipeline maps; for pretraining also with
   `--color_jitter_on_device`, which leaves the colour distortion to the
   accelerator. What that costs there is printed last, timed on this CPU;
-- for pretraining, kernels alone (`kernels_alone`): the decode, crop, resize
-  and colour kernels that any TensorFlow implementation of the original's
-  numbers runs, and nothing else. Its ratio to the original bounds what such
-  an implementation can reach.
+- for pretraining, kernels alone (`kernels_alone`): only the decode, crop,
+  resize, saturation and hue kernels, which the original and ours both call.
+  Its ratio to the original bounds ours (docs/performance.md).
 Neither side blurs: both blur a batch on the accelerator. Rounds alternate the
 sides, so that drift of the machine's speed hits both. `--images` takes a
 folder of JPEGs (e.g. ImageNet's); without it, 64 photo-like 500x375 JPEGs
@@ -110,17 +109,19 @@ def pipelines(original_dir, image_size, strength):
 
 
 def kernels_alone(data, image_size, views, strength):
-  """Some of the kernels that make the original's training views and that no TensorFlow
-  implementation of its numbers can skip: the JPEG decode; per view the crop's float
-  conversion and bicubic resize, and with probability 0.8 tf.image's saturation and hue
-  kernels. Its images/s bound any such implementation's. (Our evaluation input runs only
-  such kernels: the decode, the crop, its float conversion, the resize and the clip.)"""
+  """Only some of the tf.image kernels that make the original's training views, all of
+  which ours calls too: the JPEG decode; per view the crop box, the crop's float
+  conversion and bicubic resize and, with the jitter's probability, the saturation and
+  hue kernels (at the range's top). Why it bounds us: docs/performance.md."""
   image = datasets.decode_image(data)
   out = []
   for _ in range(views):
     view = augment.random_crop_with_resize(image, image_size, image_size)
-    out.append(tf.cond(tf.random.uniform([]) < 0.8, lambda v=view: tf.image.adjust_hue(
-        tf.image.adjust_saturation(v, 1.0 + 0.8 * strength), 0.2 * strength), lambda v=view: v))
+    out.append(tf.cond(
+        tf.random.uniform([]) < color.JITTER_PROBABILITY,
+        lambda v=view: tf.image.adjust_hue(tf.image.adjust_saturation(v, 1.0 + 0.8 * strength),
+                                           0.2 * strength),
+        lambda v=view: v))
   return tf.concat(out, -1)
 
 

@@ -75,7 +75,7 @@ def factor_sets(impl):
 
 
 @pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
-def test_distort_color_is_the_originals_composition_bit_for_bit(impl):
+def test_distort_color_is_the_clipped_tf_image_composition_bit_for_bit(impl):
   """Every order, extreme factors, an input outside [0, 1] (the first clip matters)."""
   image = overshooting()
   distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
@@ -88,19 +88,24 @@ def test_distort_color_is_the_originals_composition_bit_for_bit(impl):
                                     err_msg=str(draws))
 
 
+@pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
 @pytest.mark.parametrize('jitter,grayscale', itertools.product([True, False], repeat=2))
-def test_random_color_jitter_applies_its_draws(monkeypatch, jitter, grayscale):
+def test_random_color_jitter_applies_its_draws(monkeypatch, impl, jitter, grayscale):
   """The jitter's coin (p 0.8), its factors and order, then the grayscale coin (p 0.2):
-  `color.sample_jitter`'s draws for one image."""
+  `color.sample_jitter`'s draws for one image, of the strength and brightness asked."""
   image = overshooting(1)
-  draws = dict(factor_sets('simclrv2')[1], order=(2, 3, 0, 1), jitter=jitter,
-               grayscale=grayscale)
-  monkeypatch.setattr(color, 'sample_jitter', lambda *args: {
-      k: tf.constant([v]) for k, v in draws.items()})
-  want = clipped_jitter(image, draws) if jitter else image
+  draws = dict(factor_sets(impl)[1], order=(2, 3, 0, 1), jitter=jitter, grayscale=grayscale)
+
+  def sample(*args):
+    assert args == (1, 0.7, impl)
+    return {k: tf.constant([v]) for k, v in draws.items()}
+
+  monkeypatch.setattr(color, 'sample_jitter', sample)
+  want = clipped_jitter(image, draws, impl) if jitter else image
   if grayscale:
     want = tf.tile(tf.image.rgb_to_grayscale(want), [1, 1, 3])
-  np.testing.assert_array_equal(augment.random_color_jitter(image, 1.0).numpy(), want.numpy())
+  np.testing.assert_array_equal(augment.random_color_jitter(image, 0.7, impl).numpy(),
+                                want.numpy())
 
 
 def test_train_views_shape_range_and_independence():
@@ -188,6 +193,44 @@ def test_crop_and_flip_distribution_matches_the_original():
   smallest = np.percentile(theirs['area'], 3)
   assert within((ours['area'] < smallest).mean(), 0.03, n)
   assert within(ours['flipped'].mean(), 0.5, n) and within(theirs['flipped'].mean(), 0.5, n)
+
+
+@needs_original
+@pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
+def test_distort_color_equals_the_originals_color_jitter_rand(monkeypatch, impl):
+  """The original's own `color_jitter_rand` at strength 1, TensorFlow's random draws in
+  it replaced by given ones (checking the ranges it asks for): every order, bit for bit."""
+  image = overshooting(2)
+  distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
+  theirs_tf = ORIGINAL.tf
+  for factors in factor_sets(impl)[1:]:
+    for order in itertools.permutations(range(4)):
+      def uniform(shape, lo, hi):  # simclrv2's brightness factor
+        assert list(shape) == [] and np.isclose(lo, 0.2) and np.isclose(hi, 1.8)
+        return tf.constant(factors['brightness'])
+
+      def given(name, expected, adjust):
+        def draw(x, *bounds, **named):
+          named.pop('seed', None)
+          np.testing.assert_allclose(bounds + tuple(named.values()), expected, err_msg=name)
+          return adjust(x, factors[name])
+        return draw
+
+      with monkeypatch.context() as patch:
+        patch.setattr(theirs_tf.random, 'shuffle', lambda x, **_: tf.constant(order, x.dtype))
+        patch.setattr(theirs_tf.random, 'uniform', uniform)
+        patch.setattr(theirs_tf.image, 'random_brightness',
+                      given('brightness', [0.8], tf.image.adjust_brightness))
+        patch.setattr(theirs_tf.image, 'random_contrast',
+                      given('contrast', [0.2, 1.8], tf.image.adjust_contrast))
+        patch.setattr(theirs_tf.image, 'random_saturation',
+                      given('saturation', [0.2, 1.8], tf.image.adjust_saturation))
+        patch.setattr(theirs_tf.image, 'random_hue', given('hue', [0.2], tf.image.adjust_hue))
+        theirs = ORIGINAL.color_jitter_rand(image, 0.8, 0.8, 0.8, 0.2, impl=impl).numpy()
+      draws = dict(factors, order=order)
+      ours = distort(image, {k: tf.constant(v, tf.int32 if k == 'order' else tf.float32)
+                             for k, v in draws.items()})
+      np.testing.assert_array_equal(ours.numpy(), theirs, err_msg=str(draws))
 
 
 @needs_original

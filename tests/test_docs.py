@@ -89,7 +89,7 @@ def test_the_readme_starts_with_the_quickstart_then_the_tests():
   lines = doc_commands.shell_lines(doc_commands.read('README.md'))
   assert lines[:2] == ['pip install -r requirements.txt && '
                        'python run.py --flagfile=flagfiles/quickstart.cfg',
-                       'python -m pytest -q tests']
+                       'python -m pytest -q -n 2 tests']
   with open(os.path.join(doc_commands.ROOT, '.ci', 'run'), encoding='utf-8') as f:
     assert lines[1] in f.read().splitlines()  # CI runs the README's test command.
 

@@ -135,7 +135,7 @@ class Config:
   color_jitter_on_device: bool = flag(False,
       '[new] Pretraining: apply the colour distortion (jitter, grayscale) per batch on the '
       'accelerator, each image its own draw from the same distribution, instead of per '
-      'image in the input pipeline: about a third of a 224 px view\'s host CPU time moves '
+      'image in the input pipeline: a large share of a 224 px view\'s host CPU time moves '
       'to the accelerator (docs/performance.md#input-pipeline-at-224-px). Slow on a CPU.')
   data_service_address: str = flag('',
       '[new] grpc://HOST:PORT of a tf.data service dispatcher: the training input pipeline '

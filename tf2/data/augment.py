@@ -83,18 +83,13 @@ def to_grayscale(image):
 def distort_color(image, draws, impl='simclrv2'):
   """Brightness, contrast, saturation and hue with `draws` (`color.sample_jitter`'s, of
   one image) in `draws['order']`, each result clipped to [0, 1]: the original's
-  `color_jitter_rand` with tf.image's kernels."""
-  def brightness(x):
-    if impl == 'simclrv1':
-      return tf.image.adjust_brightness(x, draws['brightness'])
-    if impl == 'simclrv2':
-      return x * draws['brightness']
-    raise ValueError(f'Unknown colour jitter implementation {impl!r}.')
-
-  transforms = (brightness,
-                lambda x: tf.image.adjust_contrast(x, draws['contrast']),
-                lambda x: tf.image.adjust_saturation(x, draws['saturation']),
-                lambda x: tf.image.adjust_hue(x, draws['hue']))
+  `color_jitter_rand` with tf.image's kernels, for strengths in (0, 1.25] (the
+  original skips a transform of strength 0 and refuses strengths above 1.25)."""
+  transforms = (
+      lambda x: color.brightness(x[tf.newaxis], draws['brightness'], impl)[0],
+      lambda x: tf.image.adjust_contrast(x, draws['contrast']),
+      lambda x: tf.image.adjust_saturation(x, draws['saturation']),
+      lambda x: tf.image.adjust_hue(x, draws['hue']))
   for position in range(4):
     image = tf.switch_case(draws['order'][position],
                            [functools.partial(t, image) for t in transforms])

@@ -1,7 +1,7 @@
 """SimCLR's colour distortion per batch on the accelerator, each image its own draw.
 
 `--color_jitter_on_device` moves the colour distortion out of the input
-pipeline, as the original moved the blur: at 224 px it was about a third of
+pipeline, as the original moved the blur: at 224 px it is a large share of
 a view's host CPU time (docs/performance.md#input-pipeline-at-224-px), work
 that elementwise hardware does in bulk. The distribution is the input
 pipeline's (`augment.random_color_jitter`): per image, with probability 0.8,
