@@ -74,16 +74,22 @@ def factor_sets(impl):
           zip(bright, [0.2, 1.8, 1.1], [1.8, 0.2, 0.6], [-0.2, 0.2, 0.07])]
 
 
+def traced_distort_color(impl):
+  """augment.distort_color traced once, called with draws of Python values."""
+  distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
+  return lambda image, draws: distort(image, {
+      k: tf.constant(v, tf.int32 if k == 'order' else tf.float32) for k, v in draws.items()})
+
+
 @pytest.mark.parametrize('impl', ['simclrv2', 'simclrv1'])
 def test_distort_color_is_the_clipped_tf_image_composition_bit_for_bit(impl):
   """Every order, extreme factors, an input outside [0, 1] (the first clip matters)."""
   image = overshooting()
-  distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
+  distort = traced_distort_color(impl)
   for factors in factor_sets(impl):
     for order in itertools.permutations(range(4)):
       draws = dict(factors, order=order)
-      got = distort(image, {k: tf.constant(v, tf.int32 if k == 'order' else tf.float32)
-                            for k, v in draws.items()})
+      got = distort(image, draws)
       np.testing.assert_array_equal(got.numpy(), clipped_jitter(image, draws, impl).numpy(),
                                     err_msg=str(draws))
 
@@ -201,7 +207,7 @@ def test_distort_color_equals_the_originals_color_jitter_rand(monkeypatch, impl)
   """The original's own `color_jitter_rand` at strength 1, TensorFlow's random draws in
   it replaced by given ones (checking the ranges it asks for): every order, bit for bit."""
   image = overshooting(2)
-  distort = tf.function(lambda x, draws: augment.distort_color(x, draws, impl))
+  distort = traced_distort_color(impl)
   theirs_tf = ORIGINAL.tf
   for factors in factor_sets(impl)[1:]:
     for order in itertools.permutations(range(4)):
@@ -228,8 +234,7 @@ def test_distort_color_equals_the_originals_color_jitter_rand(monkeypatch, impl)
         patch.setattr(theirs_tf.image, 'random_hue', given('hue', [0.2], tf.image.adjust_hue))
         theirs = ORIGINAL.color_jitter_rand(image, 0.8, 0.8, 0.8, 0.2, impl=impl).numpy()
       draws = dict(factors, order=order)
-      ours = distort(image, {k: tf.constant(v, tf.int32 if k == 'order' else tf.float32)
-                             for k, v in draws.items()})
+      ours = distort(image, draws)
       np.testing.assert_array_equal(ours.numpy(), theirs, err_msg=str(draws))
 
 
