@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 from tf2 import config as config_lib
+from tf2 import errors
 
 _DEFAULTS = config_lib.Config()
 
@@ -53,25 +54,30 @@ def config_from_flags(flag_values=flags.FLAGS):
                               for f in dataclasses.fields(config_lib.Config)})
 
 
+def parse_flags(argv):
+  """absl's parsing, with a bad flag reported as one `error:` line (exit 1), as every other
+  error a user can cause."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e} (python run.py --helpfull lists every flag)', file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  # TensorFlow is imported only once the flags parsed (fast --help), without
-  # its benign start-up noise (tf2/console.py; SIMCLR_STARTUP_LOGS=1 shows it).
-  from tf2 import console  # pylint: disable=g-import-not-at-top
-  console.quiet_tensorflow_startup()
-  from tf2 import runner  # pylint: disable=g-import-not-at-top
-  from tf2.training.checkpointing import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
-  from tf2.data.datasets import DatasetError  # pylint: disable=g-import-not-at-top
-  from tf2.strategies import StrategyError  # pylint: disable=g-import-not-at-top
-  from tf2.cluster import WorkerLostError  # pylint: disable=g-import-not-at-top
-  from tf2.export import ExportError  # pylint: disable=g-import-not-at-top
-  from tf2.training.checkpointing import CheckpointWriteError  # pylint: disable=g-import-not-at-top
+    print(f'error: unexpected arguments {argv[1:]}: every setting is a --flag.', file=sys.stderr)
+    sys.exit(1)
   try:
-    runner.run(config_from_flags())
-  except (config_lib.ConfigError, FileNotFoundError, DatasetError, CheckpointMismatchError,
-          StrategyError, FloatingPointError, WorkerLostError, CheckpointWriteError,
-          ExportError) as e:
+    # The config is checked before TensorFlow is imported, so a bad setting fails at once.
+    config = config_from_flags().validate(for_run=True)
+    # TensorFlow is imported only now (fast --help and errors), without its benign start-up
+    # noise (tf2/console.py; SIMCLR_STARTUP_LOGS=1 shows it).
+    from tf2 import console  # pylint: disable=g-import-not-at-top
+    console.quiet_tensorflow_startup()
+    from tf2 import runner  # pylint: disable=g-import-not-at-top
+    runner.run(config)
+  except errors.SimCLRError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
@@ -80,4 +86,4 @@ define_flags()
 
 if __name__ == '__main__':
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

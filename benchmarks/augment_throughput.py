@@ -1,28 +1,27 @@
 """Augmented images per second of the pretraining input pipeline on this machine.
 
-    python benchmarks/augment_throughput.py [--seconds 20] [--data_dir DIR]
+    python -m benchmarks.augment_throughput [--seconds 20] [--data_dir DIR]
 
 Two cases, each through the full `tf2.data.input_pipeline` (decode, two SimCLR
 views per image, batching, prefetch; no model):
-- 32 px: CIFAR-10 from `--data_dir` (a TFDS dir made by
-  ../shared/tools/prepare_cifar10.py) if given, else random 32x32 images;
+- 32 px, the README's CIFAR-10 pretraining input (`recipes.py`): CIFAR-10
+  from `--data_dir` (a TFDS dir made by `tfds build cifar10 --data_dir DIR`;
+  offline: docs/development.md) if given, else random 32x32 images;
 - 224 px: a folder of ImageNet-sized JPEGs (500x375, generated here).
 Prints images/s (each image yields two views).
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tf2.data import datasets, input_pipeline  # noqa: E402
-from tf2 import hardware  # noqa: E402
-from tf2.config import Config  # noqa: E402
+import recipes
+from tf2 import hardware
+from tf2.config import Config
+from tf2.data import datasets, input_pipeline
 
 
 def measure(source, config, seconds, through_service=False, warmup=1):
@@ -57,8 +56,7 @@ def main():
   parser.add_argument('--data_dir', default=None)
   args = parser.parse_args()
   print(hardware.describe(), flush=True)
-  cifar_cfg = Config(image_size=32, train_batch_size=128, color_jitter_strength=0.5,
-                     train_split='train')
+  cifar_cfg = recipes.config('cifar10_pretrain', train_batch_size=128)
   if args.data_dir:
     source, what = datasets.build_source('cifar10', args.data_dir, ['train']), 'CIFAR-10'
   else:

@@ -1,6 +1,6 @@
 """Images per second of the pretraining input through a local tf.data service, and without it.
 
-    python benchmarks/data_service_throughput.py [--workers 1,2] [--seconds 20]
+    python -m benchmarks.data_service_throughput [--workers 1,2] [--seconds 20]
         [--image_size 224] [--batch 64] [--color_jitter_on_device]
 
 Writes 256 photo-like 500x375 JPEGs to a temporary folder, then reads our
@@ -19,14 +19,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.augment_throughput import measure  # noqa: E402
-from benchmarks.input_side_by_side import photo_like_jpegs  # noqa: E402
-from tf2 import hardware  # noqa: E402
-from tf2.config import Config  # noqa: E402
-from tf2.data import datasets  # noqa: E402
+from benchmarks.augment_throughput import measure
+from benchmarks.children import ROOT
+from benchmarks.input_side_by_side import photo_like_jpegs
+from tf2 import hardware
+from tf2.config import Config
+from tf2.data import datasets
 
 
 def free_port():

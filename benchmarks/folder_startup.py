@@ -1,6 +1,6 @@
 """Start-up cost of an image-folder dataset: the scan of a split, first and second start.
 
-    python benchmarks/folder_startup.py --folder DIR [--split train]
+    python -m benchmarks.folder_startup --folder DIR [--split train]
 
 DIR is an ImageNet-style folder (DIR/<split>/<class>/*.jpg), e.g. CIFAR-10 as
 JPEGs unpacked. The first start decodes every image once to find the
@@ -10,15 +10,11 @@ lists and stats them. Both use a fresh cache directory of their own, so the
 figures do not depend on an earlier run. Prints the machine line first.
 """
 import argparse
-import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tf2 import hardware  # noqa: E402
-from tf2.data import datasets  # noqa: E402
+from tf2 import hardware
+from tf2.data import datasets
 
 
 def main():

@@ -1,13 +1,14 @@
 """Images per second of the original's augmentation and ours on the same JPEGs, side by side.
 
-    python benchmarks/input_side_by_side.py --original /path/to/simclr
+    python -m benchmarks.input_side_by_side --original /path/to/simclr
         [--images DIR] [--seconds 8] [--rounds 3] [--threads 1,2] [--image_size 224]
 
 `--original` is a checkout of github.com/google-research/simclr; its
-`tf2/data_util.py` is imported at run time, never copied. Both sides read the
-same JPEG bytes from memory through the same tf.data skeleton (map, batch 64,
-prefetch), with a private pool of N threads and no intra-op parallelism, so
-that the figure is per-core work:
+`tf2/data_util.py` is imported at run time, never copied, in a worker process
+(`children.py`) that measures the original's side when asked. Both sides read
+the same JPEG bytes from memory through the same tf.data skeleton (map, batch
+64, prefetch), with a private pool of N threads and no intra-op parallelism,
+so that the figure is per-core work:
 - the original: decode as TFDS does (`tf.io.decode_image`, 3 channels), then
   its `preprocess_image`; pretraining concatenates two training views, as its
   `data.py` does;
@@ -24,21 +25,25 @@ folder of JPEGs (e.g. ImageNet's); without it, 64 photo-like 500x375 JPEGs
 (smooth colour fields with fine grain, about 70 KB each) are generated.
 """
 import argparse
+import contextlib
+import functools
 import glob
+import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from benchmarks import children
+from tf2 import hardware
+from tf2.config import Config
+from tf2.data import augment, color, datasets, input_pipeline
 
-from tf2 import hardware  # noqa: E402
-from tf2.config import Config  # noqa: E402
-from tf2.data import augment, color, datasets, input_pipeline  # noqa: E402
+PRETRAIN, EVAL = 'pretrain (2 views)', 'eval'
 
 
 def photo_like_jpegs(n=64, height=375, width=500, seed=0):
@@ -79,8 +84,9 @@ def images_per_second(fn, jpegs, threads, seconds, batch=64):
   return count / (time.perf_counter() - start)
 
 
-def pipelines(original_dir, image_size, strength):
-  sys.path.insert(0, os.path.join(original_dir, 'tf2'))
+def original_pipelines(image_size, strength):
+  """{kind: map function} of the original; only in the worker, whose path leads with the
+  original's tf2/ folder."""
   import data_util  # pylint: disable=g-import-not-at-top
 
   def tfds_decode(data):
@@ -96,16 +102,69 @@ def pipelines(original_dir, image_size, strength):
     return data_util.preprocess_image(tfds_decode(data), image_size, image_size,
                                       is_training=False, test_crop=True)
 
+  return {PRETRAIN: original_pretrain, EVAL: original_eval}
+
+
+def our_pipelines(image_size, strength):
+  """{kind: {side: map function}} of ours, and of the kernels alone."""
   config = Config(image_size=image_size, train_mode='pretrain', color_jitter_strength=strength)
   ours = lambda cfg, training: (lambda d: input_pipeline.preprocess_fn(cfg, training)(
       datasets.decode_image(d)))
   return {
-      'pretrain (2 views)': {
-          'original': original_pretrain, 'ours': ours(config, True),
+      PRETRAIN: {
+          'ours': ours(config, True),
           'ours, colour on device': ours(config.replace(color_jitter_on_device=True), True),
           'kernels alone': lambda d: kernels_alone(d, image_size, 2, strength)},
-      'eval': {'original': original_eval, 'ours': ours(config, False)},
+      EVAL: {'ours': ours(config, False)},
   }
+
+
+def serve_original(args):
+  """The worker: once loaded, a line `"ready"` on stdout; then for each request on stdin,
+  a line [kind, threads, seconds], a line with the images/s of the original's pipeline."""
+  jpegs = read_jpegs(args.images)
+  pipelines = original_pipelines(args.image_size, args.strength)
+  print(json.dumps('ready'), flush=True)
+  for line in sys.stdin:
+    kind, threads, seconds = json.loads(line)
+    print(json.dumps(images_per_second(pipelines[kind], jpegs, threads, seconds)), flush=True)
+
+
+@contextlib.contextmanager
+def original_worker(args, folder):
+  """rate(kind, threads, seconds): images/s of the original's pipeline, measured by a
+  worker process on the JPEGs of `folder` (loaded before any measurement starts, so
+  that its start-up competes with none)."""
+  worker = children.start(
+      'benchmarks.input_side_by_side',
+      ['--worker', '--original', args.original, '--images', folder,
+       '--image_size', str(args.image_size), '--strength', str(args.strength)],
+      original=args.original, TF_CPP_MIN_LOG_LEVEL='2')
+
+  def answer():
+    line = worker.stdout.readline()
+    if not line:
+      raise SystemExit(f"The original's worker stopped (exit {worker.wait()}).")
+    return json.loads(line)
+
+  def rate(kind, threads, seconds):
+    worker.stdin.write(json.dumps([kind, threads, seconds]) + '\n')
+    return answer()
+
+  try:
+    answer()  # "ready"
+    yield rate
+  finally:
+    worker.stdin.close()
+    worker.wait()
+
+
+def write_jpegs(jpegs, folder):
+  """`jpegs` as files of `folder` that `read_jpegs` reads back in the same order."""
+  for i, data in enumerate(jpegs):
+    with open(os.path.join(folder, f'{i:04d}.jpg'), 'wb') as f:
+      f.write(data)
+  return folder
 
 
 def kernels_alone(data, image_size, views, strength):
@@ -148,24 +207,34 @@ def main():
   parser.add_argument('--seconds', type=float, default=8.0, help='per measurement')
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--threads', default='1,2')
+  parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.worker:
+    return serve_original(args)
   print(hardware.describe(), flush=True)
   jpegs = read_jpegs(args.images) if args.images else photo_like_jpegs()
   shape = tf.image.extract_jpeg_shape(jpegs[0]).numpy()
   print(f'{len(jpegs)} JPEGs, first {shape[1]}x{shape[0]}, mean '
         f'{np.mean([len(j) for j in jpegs]) / 1000:.0f} KB; {args.image_size} px, colour '
         f'strength {args.strength}, {args.seconds:g} s per measurement', flush=True)
-  cases = pipelines(args.original, args.image_size, args.strength)
   threads = [int(t) for t in args.threads.split(',')]
   rates = {}
-  for r in range(args.rounds):
-    for n in threads:
-      for kind, sides in cases.items():
-        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-        for side in order:
-          rate = images_per_second(sides[side], jpegs, n, args.seconds)
-          rates.setdefault((kind, n, side), []).append(rate)
-          print(f'round {r + 1}, {n} thread(s), {kind}, {side}: {rate:.0f} images/s', flush=True)
+  with tempfile.TemporaryDirectory() as tmp, original_worker(
+      args, args.images or write_jpegs(jpegs, tmp)) as original:
+    # {kind: {side: rate(threads, seconds)}}, the original first.
+    cases = {kind: dict({'original': functools.partial(original, kind)},
+                        **{side: functools.partial(images_per_second, fn, jpegs)
+                           for side, fn in sides.items()})
+             for kind, sides in our_pipelines(args.image_size, args.strength).items()}
+    for r in range(args.rounds):
+      for n in threads:
+        for kind, sides in cases.items():
+          order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+          for side in order:
+            rate = sides[side](n, args.seconds)
+            rates.setdefault((kind, n, side), []).append(rate)
+            print(f'round {r + 1}, {n} thread(s), {kind}, {side}: {rate:.0f} images/s',
+                  flush=True)
   print('\nmedian images/s over rounds; (ratio to the original: the median of the per-round '
         'ratios)')
   for kind, sides in cases.items():

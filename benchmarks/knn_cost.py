@@ -1,6 +1,7 @@
-"""Seconds per kNN-monitor evaluation on CIFAR-10 (ResNet-18, the README CIFAR-10 settings).
+"""Seconds per kNN-monitor evaluation on CIFAR-10 (ResNet-18, the README CIFAR-10 settings,
+`recipes.py`).
 
-    python benchmarks/knn_cost.py --data_dir /tmp/cifar_tfds [--bank 10000] [--width 64]
+    python -m benchmarks.knn_cost --data_dir /tmp/cifar_tfds [--bank 10000] [--width 64]
 
 One evaluation = `final_avg_pool` features of the bank (a seeded sample of
 `--bank` train images spread over the split) and of the 10,000 test images, eval-preprocessed, then the
@@ -8,19 +9,16 @@ weighted kNN (k=200, T=0.1). The encoder is randomly initialised: the cost
 does not depend on the weights. Prints the machine line first.
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
-
-from tf2 import hardware  # noqa: E402
-from tf2.config import Config  # noqa: E402
-from tf2.data import datasets  # noqa: E402
-from tf2.evaluation import knn  # noqa: E402
-from tf2.models.model import SimCLRModel  # noqa: E402
+import recipes
+from tf2 import hardware
+from tf2.data import datasets
+from tf2.evaluation import features
+from tf2.evaluation import knn
+from tf2.models.model import SimCLRModel
 
 
 def main():
@@ -30,15 +28,15 @@ def main():
   parser.add_argument('--width', type=int, default=64, help='--resnet_base_width')
   args = parser.parse_args()
   print(hardware.describe(), flush=True)
-  config = Config(dataset='cifar10', image_size=32, eval_split='test', resnet_depth=18,
-                  resnet_base_width=args.width, eval_batch_size=500, knn_bank_size=args.bank,
-                  use_tpu=False)
+  config = recipes.config('cifar10_pretrain', resnet_base_width=args.width,
+                          eval_batch_size=500, knn_bank_size=args.bank)
   source = datasets.build_source('cifar10', args.data_dir, ['train', 'test'])
   strategy = tf.distribute.get_strategy()
   model = SimCLRModel(config, 10).build_for()
-  knn.knn_accuracy(config, model, strategy, source, 0)  # Warm-up: tracing.
+  extractor = features.FeatureExtractor(config, model, strategy)  # as the monitor keeps it
+  knn.knn_accuracy(config, model, strategy, source, 0, extractor)  # Warm-up: tracing.
   start = time.time()
-  result = knn.knn_accuracy(config, model, strategy, source, 0)
+  result = knn.knn_accuracy(config, model, strategy, source, 0, extractor)
   seconds = time.time() - start
   images = result['eval/knn_bank_size'] + result['eval/knn_num_queries']
   print(f'kNN evaluation, ResNet-18 base width {args.width}, bank {args.bank} + 10000 queries: '

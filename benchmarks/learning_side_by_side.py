@@ -1,7 +1,7 @@
 """Pretraining variants side by side on CIFAR-10: what micro-batches and the memory learn.
 
-    python benchmarks/learning_side_by_side.py --data_dir DIR --experiment microbatch
-    python benchmarks/learning_side_by_side.py --data_dir DIR --experiment memory
+    python -m benchmarks.learning_side_by_side --data_dir DIR --experiment microbatch
+    python -m benchmarks.learning_side_by_side --data_dir DIR --experiment memory
 
 DIR is a prepared TFDS `cifar10` (docs/data.md#tfds-datasets). Every run is
 the original README's CIFAR-10 pretraining command (ResNet-18, 32 px, LARS,
@@ -31,17 +31,13 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE]
-
-import microbatch_memory  # noqa: E402
-import side_by_side  # noqa: E402
-from tf2 import hardware, precision  # noqa: E402
-from tf2.training import lr_schedule  # noqa: E402
+from benchmarks import microbatch_memory
+from benchmarks import side_by_side
+from benchmarks.children import ROOT
+from tf2 import hardware, precision
+from tf2.training import lr_schedule
 
 CIFAR10_TRAIN = 50000
 SQRT_BASE_RATE = 0.075

@@ -1,10 +1,11 @@
 """Peak memory and step time of pretraining with and without --microbatch_size.
 
-    python benchmarks/microbatch_memory.py [--batches 128,512,2048,4096]
+    python -m benchmarks.microbatch_memory [--batches 128,512,2048,4096]
         [--microbatch 128] [--time_batch 512] [--rounds 3]
 
-ResNet-18 at 32 px (width 64, two views, LARS, the linear-eval head, float32)
-on random inputs already in memory, one device. Each (batch, micro-batch)
+The original README's CIFAR-10 pretraining (`recipes.py`: ResNet-18 at 32 px,
+width 64, two views, LARS, the linear-eval head), float32, on random inputs
+already in memory, one device. Each (batch, micro-batch)
 runs in its own process, which reports its peak resident memory (VmHWM)
 after one training step, and its resident memory before the step (the
 model, the optimizer and the input). An unchunked batch runs only if a
@@ -19,12 +20,9 @@ The machine line comes first.
 """
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import children
 
 
 def status_kib(field):
@@ -44,25 +42,14 @@ def available_gib():
 
 
 def make_step(batch, microbatch, precision='float32', **fields):
-  """A function running one step of ResNet-18 at 32 px on an in-memory batch
-  (`fields`: more Config fields, e.g. memory_size)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tf2.config import Config  # pylint: disable=g-import-not-at-top
-  from tf2.models.model import SimCLRModel  # pylint: disable=g-import-not-at-top
-  from tf2.training.optimizers import build_optimizer  # pylint: disable=g-import-not-at-top
-  from tf2.training.train_step import TrainStep  # pylint: disable=g-import-not-at-top
-  cfg = Config(resnet_depth=18, image_size=32, train_batch_size=batch, use_blur=False,
-               precision=precision, learning_rate=1.0, weight_decay=1e-4, temperature=0.5,
-               microbatch_size=microbatch, **fields).validate()
-  strategy = tf.distribute.get_strategy()
-  model = SimCLRModel(cfg, 10).build_for()
-  ema = SimCLRModel(cfg, 10).build_for() if cfg.memory_size else None
-  step = TrainStep(cfg, model, build_optimizer(cfg, 0.1), strategy, ema_model=ema)
-  step.build_optimizer_state()
-  data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, 32, 32, 6]),
-                                       tf.zeros([batch], tf.int64))).repeat()
-  iterator, loop = iter(data), step.make_loop()
-  return lambda: float(loop(iterator, tf.constant(1))['total_loss'])
+  """A function running one pretraining step at `batch` in chunks of `microbatch` (0:
+  unchunked) on an in-memory batch (`step_profile.pretraining_steps`; `fields`: more
+  Config fields, e.g. memory_size)."""
+  # Imported here: the parent process, which reads the memory available, loads no TensorFlow.
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
+  run_steps = step_profile.pretraining_steps(batch, precision=precision,
+                                             microbatch_size=microbatch, **fields)
+  return lambda: float(run_steps(1)['total_loss'])
 
 
 def child_memory(batch, microbatch):
@@ -94,13 +81,8 @@ def child_timing(batch, microbatch, rounds):
 
 
 def in_child(*args):
-  """Runs this script with `args` in a new process; returns its last stdout line as JSON."""
-  out = subprocess.run([sys.executable, os.path.abspath(__file__)] + list(args),
-                       capture_output=True, text=True, env=dict(os.environ,
-                                                                TF_CPP_MIN_LOG_LEVEL='2'))
-  if out.returncode:
-    raise RuntimeError(f'{args} failed (exit {out.returncode}):\n{out.stderr[-2000:]}')
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  """Runs this benchmark with `args` in a new process; returns its last stdout line as JSON."""
+  return children.run_json('benchmarks.microbatch_memory', args, TF_CPP_MIN_LOG_LEVEL='2')
 
 
 def projected_peak(measured, batch):

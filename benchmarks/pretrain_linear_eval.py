@@ -1,29 +1,28 @@
 """Learning benchmark: SimCLR pretraining on CIFAR-10 for a time budget, then linear eval.
 
-    python ../shared/tools/prepare_cifar10.py --data_dir /tmp/cifar_tfds   # once
-    python benchmarks/pretrain_linear_eval.py --data_dir /tmp/cifar_tfds --minutes 30
+    tfds build cifar10 --data_dir /tmp/cifar_tfds   # once (offline: docs/development.md)
+    python -m benchmarks.pretrain_linear_eval --data_dir /tmp/cifar_tfds --minutes 30
 
-Pretrains ResNet-18 (the original's CIFAR-10 settings: LARS, learning rate
-1.0 per 256, weight decay 1e-4, temperature 0.5, colour strength 0.5, no blur)
-for `--minutes` of training, with the cosine schedule sized to the number of
-steps that fit (measured on a short calibration run). Then fits a logistic
-regression on frozen features of the CIFAR-10 train split and reports
-test accuracy, next to the same protocol on a randomly initialised encoder.
+Pretrains ResNet-18 (the original README's CIFAR-10 command, `recipes.py`:
+LARS, learning rate 1.0 per 256, weight decay 1e-4, temperature 0.5, colour
+strength 0.5, no blur) for `--minutes` of training, with the cosine schedule
+sized to the number of steps that fit (measured on a short calibration run).
+Then fits a logistic regression on frozen features of the CIFAR-10 train
+split and reports test accuracy, next to the same protocol on a randomly
+initialised encoder.
 """
 import argparse
-import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
-
-from tf2.data import datasets  # noqa: E402
-from tf2 import hardware, precision, runner  # noqa: E402
-from tf2.training import loop as training  # noqa: E402
-from tf2.config import Config  # noqa: E402
+import recipes
+from tf2 import hardware, precision, runner
+from tf2.data import datasets
+from tf2.evaluation import linear_probe
+from tf2.models.model import SimCLRModel
+from tf2.training import loop
 
 
 class _Budget(Exception):
@@ -45,12 +44,10 @@ def main():
   print(choice.message, flush=True)
   args.precision = choice.precision
 
-  config = Config(
-      train_mode='pretrain', dataset='cifar10', data_dir=args.data_dir, image_size=32,
-      eval_split='test', resnet_depth=18, resnet_base_width=args.resnet_base_width,
-      train_batch_size=args.batch, learning_rate=1.0, weight_decay=1e-4, temperature=0.5,
-      use_blur=False, color_jitter_strength=0.5, use_tpu=False, precision=args.precision,
-      warmup_epochs=1, train_summary_steps=20, steps_per_loop=20,
+  config = recipes.config(
+      'cifar10_pretrain', data_dir=args.data_dir, resnet_base_width=args.resnet_base_width,
+      train_batch_size=args.batch, precision=args.precision, warmup_epochs=1,
+      train_summary_steps=20, steps_per_loop=20,
       model_dir=args.model_dir or tempfile.mkdtemp(prefix='simclr_bench_')).validate()
   strategy = tf.distribute.get_strategy()
   source = datasets.build_source('cifar10', args.data_dir, ['train', 'test'])
@@ -67,8 +64,8 @@ def main():
       raise _Budget()
 
   try:
-    training.train(calib.replace(steps_per_loop=3), model, optimizer, strategy, source,
-                   calib.model_dir, on_loop_end=record)
+    loop.train(calib.replace(steps_per_loop=3), model, optimizer, strategy, source,
+               calib.model_dir, on_loop_end=record)
   except _Budget:
     pass
   seconds_per_step = (times[2] - times[1]) / 3
@@ -79,11 +76,16 @@ def main():
   config = config.replace(train_steps=steps, checkpoint_steps=steps)
   model, optimizer = runner.build_model(config, strategy, 10, num_examples)
   start = time.time()
-  training.train(config, model, optimizer, strategy, source, config.model_dir)
+  loop.train(config, model, optimizer, strategy, source, config.model_dir)
   train_minutes = (time.time() - start) / 60
 
+  def make_random_model():
+    with strategy.scope():
+      return SimCLRModel(config, source.num_classes).build_for()
+
   start = time.time()
-  accuracies = runner.probe(config, model, strategy, source)  # train split -> test split
+  # Train split -> test split; prints the comparison.
+  accuracies = linear_probe.report(config, model, make_random_model, strategy, source)
   print(f'pretraining: ResNet-18 (base width {args.resnet_base_width}), batch {args.batch}, '
         f'{args.precision}, {steps} steps in {train_minutes:.1f} min')
   print(f'linear eval on frozen features (CIFAR-10 test, {time.time() - start:.0f} s): '

@@ -1,12 +1,13 @@
 """SimCLRv2's semi-supervised recipe end to end on real CIFAR-10: pretrain, fine-tune on
 10% and 1% of the labels from the projection head, self-distil on all unlabelled images.
 
-    python ../shared/tools/prepare_cifar10.py --data_dir /tmp/cifar_tfds   # once
-    python benchmarks/semi_supervised.py --data_dir /tmp/cifar_tfds [--pretrain_dir DIR]
+    tfds build cifar10 --data_dir /tmp/cifar_tfds   # once (offline: docs/development.md)
+    python -m benchmarks.semi_supervised --data_dir /tmp/cifar_tfds [--pretrain_dir DIR]
 
 1. Pretraining (skipped with `--pretrain_dir`, e.g. a run of the README's
-   CIFAR-10 command): ResNet-18, the original's CIFAR-10 settings, a 3-layer
-   projection head (SimCLRv2), `--pretrain_steps` steps.
+   CIFAR-10 command): that command (`recipes.py`: ResNet-18, LARS, temperature
+   0.5, no blur) with a 3-layer projection head (SimCLRv2), `--pretrain_steps`
+   steps.
 2. For each `--fractions` entry: a class-balanced label subset
    (`imagenet_subsets.make`, seed 0), fine-tuned from the first projection
    layer (`--num_proj_layers=3 --ft_proj_selector=1`, crop and flip only),
@@ -28,20 +29,19 @@ student matches or beats its teacher. Everything goes under
 import argparse
 import json
 import os
-import sys
 import time
 
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import recipes
+from imagenet_subsets import make
+from tf2 import hardware, runner
+from tf2.config import Config
 
-from imagenet_subsets import make  # noqa: E402
-from tf2 import hardware, runner  # noqa: E402
-from tf2.config import Config  # noqa: E402
-
-CIFAR10 = dict(dataset='cifar10', image_size=32, eval_split='test', resnet_depth=18,
-               use_blur=False, use_tpu=False, num_proj_layers=3, eval_batch_size=500,
-               log_every_secs=60)
+# Every stage's, pretraining's too; and what the fine-tuning and distillation stages
+# take from the pretraining recipe: the data and the network.
+STAGES = dict(num_proj_layers=3, eval_batch_size=500, log_every_secs=60)
+FROM_RECIPE = ('dataset', 'image_size', 'eval_split', 'resnet_depth', 'use_blur', 'use_tpu')
 
 
 # Everything of a pretraining checkpoint but its step, optimizer slots and linear-eval head.
@@ -82,8 +82,10 @@ def main():
   args = parser.parse_args()
   logging.set_verbosity(logging.INFO)  # each stage's progress lines, as run.py prints them
   print(hardware.describe(), flush=True)
-  common = dict(CIFAR10, data_dir=args.data_dir, train_batch_size=args.batch,
-                resnet_base_width=args.width, precision=args.precision)
+  every = dict(STAGES, data_dir=args.data_dir, train_batch_size=args.batch,
+               resnet_base_width=args.width, precision=args.precision)
+  pretraining = recipes.config('cifar10_pretrain', **every)
+  common = dict(every, **{name: getattr(pretraining, name) for name in FROM_RECIPE})
   times = {}
   # A 1% subset of CIFAR-10 is two batches: one checkpoint per epoch would be one
   # every two steps, costing more than the steps. The labelled subsets are cached
@@ -92,10 +94,8 @@ def main():
 
   pretrain_dir = args.pretrain_dir or os.path.join(args.work_dir, 'pretrain')
   if not args.pretrain_dir:
-    timed('pretrain', times, lambda: runner.run(Config(
-        **common, train_mode='pretrain', mode='train', train_steps=args.pretrain_steps,
-        learning_rate=1.0, weight_decay=1e-4, temperature=0.5, color_jitter_strength=0.5,
-        model_dir=pretrain_dir)))
+    timed('pretrain', times, lambda: runner.run(pretraining.replace(
+        mode='train', train_steps=args.pretrain_steps, model_dir=pretrain_dir)))
 
   names, labels = make.tfds_names('cifar10', args.data_dir, 'train')
   rows = []

@@ -1,14 +1,14 @@
 """The original SimCLR tf2 code and ours, side by side on this machine, in one run.
 
-    python ../shared/tools/prepare_cifar10.py --data_dir /tmp/cifar_tfds   # once
-    python benchmarks/side_by_side.py --data_dir /tmp/cifar_tfds --original /path/to/simclr
+    tfds build cifar10 --data_dir /tmp/cifar_tfds   # once (offline: docs/development.md)
+    python -m benchmarks.side_by_side --data_dir /tmp/cifar_tfds --original /path/to/simclr
 
 `--original` is a checkout of github.com/google-research/simclr (only read
 and run, never imported). Both implementations run the original README's
-CIFAR-10 pretraining command (ResNet-18, LARS, real CIFAR-10, here with
-`--train_batch_size`, `--mode=train` and `--checkpoint_steps` equal to the
-step count, see `command`) as separate processes, each at two step counts,
-so that start-up cancels out:
+CIFAR-10 pretraining command (`recipes.py`: ResNet-18, LARS, real CIFAR-10,
+here with `--train_batch_size`, `--mode=train` and `--checkpoint_steps` equal
+to the step count, see `command`) as separate processes, each at two step
+counts, so that start-up cancels out:
 
     s/step       = (T(long) - T(short)) / (long - short)
     start-up     = T(short) - short * s/step   (time to the first step: imports,
@@ -35,22 +35,14 @@ the original, float32 and mixed_bfloat16); with oneDNN capped at AVX2, 6 minutes
 """
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from tests import doc_commands  # noqa: E402
-from tf2 import hardware  # noqa: E402
-
-# The original README's CIFAR-10 pretraining command, as docs/usage.md shows it
-# (the one copy; the tests run the same line): its flags after `run.py`.
-README_CIFAR10 = ' '.join(doc_commands.argv(
-    doc_commands.run_commands(doc_commands.section('usage.md', 'CIFAR-10'))[0])[1:])
+import recipes
+from benchmarks.children import ROOT
+from tf2 import hardware
 
 
 def command(run_py, data_dir, model_dir, batch, steps, extra=(), depth=18, size=32):
@@ -61,13 +53,10 @@ def command(run_py, data_dir, model_dir, batch, steps, extra=(), depth=18, size=
   `--train_steps` says. `--mode=train` leaves out the final evaluation, the
   same fixed cost in both, so start-up is the time to the first step.
   """
-  flags = README_CIFAR10.replace('--train_batch_size=512', f'--train_batch_size={batch}')
-  flags = flags.replace('--model_dir=/tmp/simclr_test', f'--model_dir={model_dir}')
-  flags = flags.replace('--resnet_depth=18', f'--resnet_depth={depth}')
-  flags = flags.replace('--image_size=32', f'--image_size={size}')
-  return [sys.executable, run_py] + flags.split() + [
-      f'--train_steps={steps}', f'--checkpoint_steps={steps}', '--mode=train',
-      f'--data_dir={data_dir}'] + list(extra)
+  flags = recipes.flags_of('cifar10_pretrain', train_batch_size=batch, model_dir=model_dir,
+                           resnet_depth=depth, image_size=size, train_steps=steps,
+                           checkpoint_steps=steps, mode='train', data_dir=data_dir)
+  return [sys.executable, run_py] + flags + list(extra)
 
 
 _MEASURE = ('import resource, subprocess, sys, time; t = time.time(); '

@@ -1,7 +1,7 @@
 """Soak: a long run of short loops with frequent checkpoints, evaluation and kNN,
 and a `--mode=eval` process beside it. Memory must stay flat, nothing may retrace.
 
-    python benchmarks/soak.py [--steps 3000] [--model_dir /tmp/simclr_soak]
+    python -m benchmarks.soak [--steps 3000] [--model_dir /tmp/simclr_soak]
 
 Trains the quickstart's model shape (ResNet-18, `shapes`) at 16 px, width 8,
 batch 16, 10 steps per call, a checkpoint every 50 steps (keeping 2) with the
@@ -21,17 +21,17 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
-
-from tf2 import hardware  # noqa: E402
-from tf2 import runner  # noqa: E402
-from tf2.config import Config  # noqa: E402
-from tf2.evaluation import evaluate  # noqa: E402
-from tf2.training import loop  # noqa: E402
-from tf2.training import train_step  # noqa: E402
+from benchmarks.children import ROOT
+from tf2 import hardware
+from tf2 import runner
+from tf2.config import Config
+from tf2.evaluation import evaluate
+from tf2.evaluation import knn
+from tf2.evaluation import results
+from tf2.training import loop
+from tf2.training.train_step import TrainStep
 
 
 class RetraceCounter(std_logging.Handler):
@@ -73,16 +73,9 @@ def main():
   source = runner.load_source(config)
   model, optimizer = runner.build_model(config, strategy, source.num_classes,
                                         source.num_examples('train'))
-  loops = []
-  real_make_loop = train_step.TrainStep.make_loop
-
-  def make_loop(self):
-    loops.append(real_make_loop(self))
-    return loops[-1]
-
-  train_step.TrainStep.make_loop = make_loop
+  trainer = TrainStep(config, model, optimizer, strategy)
   tf.io.gfile.makedirs(args.model_dir)
-  evaluate.write_flags(config, args.model_dir)
+  results.write_flags(config, args.model_dir)
   watcher = subprocess.Popen(
       [sys.executable, os.path.join(ROOT, 'run.py'), '--mode=eval', '--dataset=shapes',
        '--eval_split=test', '--image_size=16', '--resnet_depth=18', '--resnet_base_width=8',
@@ -90,13 +83,14 @@ def main():
        f'--train_steps={args.steps}', '--use_blur=False', '--use_tpu=False',
        f'--model_dir={args.model_dir}'],
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  monitor = runner.KnnMonitor(config, model, strategy, source)
+  monitor = knn.KnnMonitor(config, model, strategy, source)
+  evaluator = evaluate.Evaluator(config, model, strategy)
   samples = []  # (step, own RSS, watcher RSS)
   start = time.time()
 
   def on_checkpoint(step):
     monitor(step)
-    evaluate.evaluate(config, model, strategy, source, step)
+    evaluator(source, step)
 
   def on_loop_end(step):
     if step % 500 == 0:
@@ -107,7 +101,7 @@ def main():
 
   try:
     loop.train(config, model, optimizer, strategy, source, args.model_dir,
-               on_loop_end=on_loop_end, on_checkpoint=on_checkpoint)
+               on_loop_end=on_loop_end, on_checkpoint=on_checkpoint, trainer=trainer)
     watcher.wait(timeout=600)
   finally:
     if watcher.poll() is None:
@@ -121,8 +115,8 @@ def main():
   print(f'peak RSS of the training process: '
         f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; '
         f'eval process exit code {watcher.returncode}')
-  print(f'step function traces: {[f.experimental_get_tracing_count() for f in loops]} '
-        f'(one per call length); retracing warnings: {counter.count}; '
+  print(f'step function traces: {trainer.make_loop().experimental_get_tracing_count()}; '
+        f'retracing warnings: {counter.count}; '
         f'{args.steps / (time.time() - start):.1f} steps/s')
 
 

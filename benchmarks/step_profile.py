@@ -3,6 +3,7 @@
 Shared by `train_step_speed.py` (ours) and `original_step_speed.py` (the
 original's step), so that both are timed and read the same way. A step
 function here is `run_steps(n)`: one call that runs n training steps.
+`pretraining_steps` makes ours, for them and for `microbatch_memory.py`.
 """
 import collections
 import glob
@@ -11,6 +12,35 @@ import tempfile
 import time
 
 import tensorflow as tf
+
+import recipes
+
+NUM_CLASSES = 10  # CIFAR-10's, for the linear-eval head
+
+
+def pretraining_steps(batch, **fields):
+  """run_steps(n) -> the loop's metrics: n steps of the README's CIFAR-10 pretraining
+  (`recipes`) at `batch`, one device, on one random batch of two views held in memory
+  (the model step alone: no input pipeline, no summaries). `fields`: the Config fields
+  varied, e.g. precision, resnet_base_width, microbatch_size, memory_size."""
+  # Imported here: the original's step is timed through this module too, in a process
+  # (original_step_speed.py's worker) that loads tf-keras and none of this project's model.
+  # pylint: disable=g-import-not-at-top
+  from tf2.models.model import SimCLRModel
+  from tf2.training.optimizers import build_optimizer
+  from tf2.training.train_step import TrainStep
+  # pylint: enable=g-import-not-at-top
+  config = recipes.config('cifar10_pretrain', train_batch_size=batch, **fields).validate()
+  strategy = tf.distribute.get_strategy()
+  model = SimCLRModel(config, NUM_CLASSES).build_for()
+  ema = SimCLRModel(config, NUM_CLASSES).build_for() if config.memory_size else None
+  step = TrainStep(config, model, build_optimizer(config, 0.1), strategy, ema_model=ema)
+  step.build_optimizer_state()
+  size = config.image_size
+  data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, size, size, 6]),
+                                       tf.zeros([batch], tf.int64))).repeat()
+  iterator, loop = iter(data), step.make_loop()
+  return lambda n: loop(iterator, tf.constant(n))
 
 
 def matmul_gflops(n=4096, repeats=5):
@@ -61,10 +91,15 @@ def seconds_per_step(run_steps, steps):
   return (time.time() - start) / steps
 
 
-def profile_ops(run_steps, label, steps=2):
-  """Traces `run_steps(steps)` with tf.profiler and prints its op table."""
+def traced_op_seconds(run_steps, steps=2):
+  """{op type: seconds per step} of `run_steps(steps)`, traced with tf.profiler."""
   with tempfile.TemporaryDirectory() as logdir:
     tf.profiler.experimental.start(logdir)
     run_steps(steps)
     tf.profiler.experimental.stop()
-    print_op_table(op_seconds(logdir, steps), label)
+    return op_seconds(logdir, steps)
+
+
+def profile_ops(run_steps, label, steps=2):
+  """Traces `run_steps(steps)` with tf.profiler and prints its op table."""
+  print_op_table(traced_op_seconds(run_steps, steps), label)

@@ -1,17 +1,18 @@
 """Seconds per SimCLR pretraining step (ResNet-18, CIFAR-10 sized, two views).
 
-    python benchmarks/train_step_speed.py [--batch 128] [--steps 3] [--precision auto|all|float32|...]
+    python -m benchmarks.train_step_speed [--batch 128] [--steps 3] [--precision auto|all|float32|...]
         [--width 64] [--image_size 32] [--resnet_depth 18] [--profile]
 
-Same settings as the original's CIFAR-10 command (LARS, lr 1.0, weight decay
-1e-4, temperature 0.5, linear eval head, no blur), on random inputs already
-in memory, so it measures the model step alone. It prints the machine first:
-figures only compare on the same machine (`benchmarks/side_by_side.py` runs
-the original next to ours). `--precision=auto` (default) measures the
-precision `run.py --precision=auto` would pick here; `all` measures float32
-and, where bf16 is native, mixed_bfloat16. `--width 16` measures the
-quickstart's model (`--resnet_base_width=16`). `original_step_speed.py` times
-the original's step the same way (both through `step_profile.py`).
+The original README's CIFAR-10 pretraining command (`recipes.py`: LARS, lr
+1.0, weight decay 1e-4, temperature 0.5, linear eval head, no blur), on
+random inputs already in memory, so it measures the model step alone. It
+prints the machine first: figures only compare on the same machine
+(`benchmarks/side_by_side.py` runs the original next to ours).
+`--precision=auto` (default) measures the precision `run.py --precision=auto`
+would pick here; `all` measures float32 and, where bf16 is native,
+mixed_bfloat16. `--width 16` measures the quickstart's model
+(`--resnet_base_width=16`). `original_step_speed.py` times the original's
+step the same way (both through `step_profile.py`).
 
 `--profile` also traces two steps with `tf.profiler` and prints where the
 time goes: seconds per step by op type, summed over TensorFlow's executor
@@ -20,34 +21,14 @@ time), and the float32 matmul rate of this machine (GFLOP/s, 4096x4096), the
 bound for the convolutions that dominate the step.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tensorflow as tf  # noqa: E402
-
-from benchmarks import step_profile  # noqa: E402
-
-from tf2 import hardware, precision as precision_lib  # noqa: E402
-from tf2.config import Config  # noqa: E402
-from tf2.models.model import SimCLRModel  # noqa: E402
-from tf2.training.optimizers import build_optimizer  # noqa: E402
-from tf2.training.train_step import TrainStep  # noqa: E402
+from benchmarks import step_profile
+from tf2 import hardware, precision as precision_lib
 
 
 def seconds_per_step(precision, batch, steps, width=64, size=32, profile=False, depth=18):
-  cfg = Config(resnet_depth=depth, image_size=size, train_batch_size=batch, use_blur=False,
-               precision=precision, learning_rate=1.0, weight_decay=1e-4,
-               temperature=0.5, resnet_base_width=width).validate()
-  strategy = tf.distribute.get_strategy()
-  model = SimCLRModel(cfg, 10).build_for()
-  step = TrainStep(cfg, model, build_optimizer(cfg, 0.1), strategy)
-  step.build_optimizer_state()
-  data = tf.data.Dataset.from_tensors((tf.random.uniform([batch, size, size, 6]),
-                                       tf.zeros([batch], tf.int64))).repeat()
-  it, loop = iter(data), step.make_loop()
-  run_steps = lambda n: loop(it, tf.constant(n))
+  run_steps = step_profile.pretraining_steps(batch, precision=precision, resnet_base_width=width,
+                                             image_size=size, resnet_depth=depth)
   per_step = step_profile.seconds_per_step(run_steps, steps)
   if profile:
     step_profile.profile_ops(run_steps, precision)

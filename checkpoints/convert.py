@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from checkpoints import layouts
-from tf2.training import checkpointing
+from tf2.models import warm_start
 from tf2 import export
 from tf2.config import Config
 from tf2.models.model import SimCLRModel
@@ -42,7 +42,7 @@ _IGNORED = re.compile(r'(^|/)(global_step|Momentum|LARSOptimizer|Adam(_\d+)?)($|
 
 def open_reader(path):
   """(reader, format) with format 'tf1', 'tf2' (original tf2) or 'ours'."""
-  prefix = checkpointing.resolve_checkpoint_path(path)
+  prefix = warm_start.resolve_checkpoint_path(path)
   reader = tf.train.load_checkpoint(prefix)
   keys = reader.get_variable_to_shape_map()
   if any(k.startswith('base_model/') for k in keys):

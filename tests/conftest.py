@@ -86,6 +86,42 @@ def real_cifar10(tmp_path_factory):
   return data_dir
 
 
+# The smallest pretraining run of the tests that run.py accepts (16 px, ResNet-18 of base
+# width 8, `shapes`); flags and Config alike.
+TINY_RUN = dict(dataset='shapes', eval_split='test', image_size=16, resnet_depth=18,
+                resnet_base_width=8, train_batch_size=8, eval_batch_size=8, train_steps=1,
+                use_blur=False, use_tpu=False)
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoints(tmp_path_factory):
+  """run/: a model_dir at step 1 of TINY_RUN (ckpt-1, flags.json); cut/: its checkpoint
+  truncated; plain/: a SavedModel that is not ours."""
+  from tf2 import runner  # pylint: disable=g-import-not-at-top
+  from tf2.config import Config  # pylint: disable=g-import-not-at-top
+  from tf2.evaluation import results  # pylint: disable=g-import-not-at-top
+  from tf2.training import resume  # pylint: disable=g-import-not-at-top
+  from tf2.training.train_step import TrainStep  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('checkpoints')
+  config = Config(**TINY_RUN, model_dir=str(root / 'run'))
+  strategy = tf.distribute.get_strategy()
+  model, optimizer = runner.build_model(config, strategy, 6, 100)
+  TrainStep(config, model, optimizer, strategy).build_optimizer_state()
+  optimizer.iterations.assign(1)
+  good = resume.make_manager(model, optimizer, config.model_dir, 1).save(checkpoint_number=1)
+  results.write_flags(config, config.model_dir)
+  os.makedirs(root / 'cut')
+  for name in tf.io.gfile.glob(good + '.*'):
+    with open(name, 'rb') as f:
+      content = f.read()
+    with open(root / 'cut' / os.path.basename(name), 'wb') as f:
+      f.write(content[:len(content) // 3] if '.data-' in name else content)
+  plain = tf.Module()
+  plain.v = tf.Variable(1.0)
+  tf.saved_model.save(plain, str(root / 'plain'))
+  return root
+
+
 def pytest_configure(config):
   config.addinivalue_line(
       'markers', 'slow: takes over a minute on a 2-core CPU (deselect with -m "not slow")')

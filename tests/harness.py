@@ -16,6 +16,9 @@
 - SIMCLR_TEST_STEP_SECONDS: a sleep after every call, so a test can kill mid-run;
 - SIMCLR_TEST_FILE_SIZE_LIMIT=BYTES: no file may grow past BYTES (RLIMIT_FSIZE,
   as when the disk fills: writes fail with EFBIG);
+- SIMCLR_TEST_REPLICAS=N: the CPU split into N logical devices and the run on a
+  MirroredStrategy over them (what several GPUs give), for the checks that
+  need several replicas in one process;
 - SIMCLR_TEST_KILL_AT_SAVE=N: SIGKILL itself inside the N-th checkpoint save
   of the process, after the files are written and before the checkpoint
   state names them (a kill in the middle of a checkpoint write).
@@ -132,12 +135,21 @@ def main():
                         resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
   run_flags = sys.argv[3:]
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  replicas = int(os.environ.get('SIMCLR_TEST_REPLICAS', 0))
+  if replicas:
+    from tf2 import strategies  # pylint: disable=g-import-not-at-top
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices('CPU')[0],
+        [tf.config.LogicalDeviceConfiguration()] * replicas)
+    strategies.make_strategy = lambda config, environ=None: tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices('CPU')])
   if os.environ.get('SIMCLR_TEST_SEED'):
     import keras  # pylint: disable=g-import-not-at-top
     keras.utils.set_random_seed(int(os.environ['SIMCLR_TEST_SEED']))
   from tensorflow.python.checkpoint import checkpoint_management  # pylint: disable=g-import-not-at-top
   from tf2.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from tf2.training import loop  # pylint: disable=g-import-not-at-top
+  from tf2.training import resume  # pylint: disable=g-import-not-at-top
 
   real_make_input_fn = input_pipeline.make_input_fn
   resumed = {'step': 0}  # The step this process restored.
@@ -176,7 +188,7 @@ def main():
 
   checkpoint_management.update_checkpoint_state_internal = update_state
 
-  real_restore = loop.restore_or_initialize
+  real_restore = resume.restore_or_initialize
 
   def restore_and_record(config, model, optimizer, manager, restore_dir=None):
     step = real_restore(config, model, optimizer, manager, restore_dir)
@@ -195,7 +207,7 @@ def main():
     manager.save = save_and_record
     return step
 
-  loop.restore_or_initialize = restore_and_record
+  resume.restore_or_initialize = restore_and_record
   real_train = loop.train
 
   def train_and_save_weights(config, model, *args, **kwargs):

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tf2 import cluster
 from tf2.config import Config
 from tf2.runner import build_ema_model, build_model
-from tf2.training import checkpointing
+from tf2.training import resume
 from tf2.training.train_step import TrainStep
 from tf2.training.train_step import unpack
 
@@ -74,7 +74,7 @@ def reference_step(model_dir, from_step):
   ema = build_ema_model(config, strategy, harness.NUM_CLASSES)
   trainer = TrainStep(config, model, optimizer, strategy, ema_model=ema)
   trainer.build_optimizer_state()
-  checkpointing.training_checkpoint(model, optimizer, **trainer.checkpointed()).restore(
+  resume.training_checkpoint(model, optimizer, **trainer.checkpointed()).restore(
       os.path.join(model_dir, f'ckpt-{from_step}')).assert_existing_objects_matched()
   per_worker = config.train_batch_size // 2
   batches = [harness.pipeline_batches(w, per_worker) for w in (0, 1)]

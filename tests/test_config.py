@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from tf2.config import Config
+from tf2.config import Config, ConfigError
 
 
 def test_defaults_are_the_originals():
@@ -35,3 +35,42 @@ def test_cifar_stem_and_supervised_head_rules():
   assert Config(train_mode='finetune', lineareval_while_pretraining=False).has_supervised_head
   assert not Config(lineareval_while_pretraining=False).has_supervised_head
   assert Config(train_mode='finetune', fine_tune_after_block=3).encoder_fine_tune_after_block == 3
+
+
+@pytest.mark.parametrize('changes,message', [
+    (dict(learning_rate=-1.0), '--learning_rate must be >= 0, got -1.0'),
+    (dict(weight_decay=-1e-4), '--weight_decay must be >= 0'),
+    (dict(warmup_epochs=-1), '--warmup_epochs must be >= 0'),
+    (dict(lars_eeta=-0.001), '--lars_eeta must be >= 0'),
+    (dict(train_steps=-5), '--train_steps must be >= 0'),
+    (dict(checkpoint_steps=-1), '--checkpoint_steps must be >= 0'),
+    (dict(log_every_secs=-1.0), '--log_every_secs must be >= 0'),
+    (dict(keep_checkpoint_max=-1), '--keep_checkpoint_max must be >= 0'),
+    (dict(momentum=1.0), r'--momentum must be in \[0, 1\)'),
+    (dict(momentum=-0.1), r'--momentum must be in \[0, 1\)'),
+    (dict(batch_norm_decay=1.5), r'--batch_norm_decay must be in \[0, 1\]'),
+    (dict(train_steps=0, train_epochs=0), 'nothing to train'),
+    (dict(variable_schema='(unclosed'), 'not a valid regular expression'),
+    (dict(data_service_address='not-an-address', model_dir='m'), 'is not grpc://HOST:PORT'),
+    (dict(data_service_address='grpc://host:port', model_dir='m'), 'is not grpc://HOST:PORT'),
+    (dict(data_service_address='http://host:5050', model_dir='m'), 'is not grpc://HOST:PORT'),
+])
+def test_values_out_of_range_are_refused_with_the_flag_and_the_range(changes, message):
+  with pytest.raises(ConfigError, match=message):
+    Config(**changes).validate()
+
+
+def test_what_is_allowed_at_the_edges_validates():
+  Config(learning_rate=0.0, weight_decay=0.0, momentum=0.0, batch_norm_decay=1.0,
+         train_epochs=0, train_steps=10, data_service_address='grpc://127.0.0.1:5050',
+         model_dir='m').validate()
+  Config(train_steps=0, train_epochs=0, mode='eval').validate()  # eval trains nothing.
+  assert Config(variable_schema='?!global_step').validate()
+
+
+def test_a_run_needs_a_model_dir_but_a_model_does_not():
+  Config().validate()
+  with pytest.raises(ConfigError, match='--model_dir is required'):
+    Config().validate(for_run=True)
+  Config(model_dir='m').validate(for_run=True)
+

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import doc_commands
+import recipes
 from imagenet_subsets import make
 from test_run import parse
 from test_train_step import make_batch, randomized_initial_weights
@@ -172,7 +172,7 @@ def test_teacher_errors_come_before_training(teacher_dir, tmp_path):
 
 def readme_recipe():
   """The four lines of the semi-supervised recipe, as docs/semi_supervised.md writes them."""
-  lines = doc_commands.shell_lines(doc_commands.section('semi_supervised.md', 'The recipe'))
+  lines = recipes.shell_lines(recipes.section('semi_supervised.md', 'The recipe'))
   assert len(lines) == 4 and lines[0].startswith('python -m imagenet_subsets.make')
   return lines
 

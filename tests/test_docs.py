@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-import doc_commands
+import recipes
 from test_run import parse
 
 _LINK = re.compile(r'!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)')
@@ -17,7 +17,7 @@ def prose(text):
   """`text` without fenced blocks and inline code, where brackets are not links."""
   lines, fenced = [], False
   for line in text.splitlines():
-    if doc_commands._FENCE.match(line):  # pylint: disable=protected-access
+    if recipes._FENCE.match(line):  # pylint: disable=protected-access
       fenced = not fenced
     elif not fenced:
       lines.append(_CODE_SPAN.sub('', line))
@@ -38,7 +38,7 @@ def anchors(path):
   with open(path, encoding='utf-8') as f:
     text = f.read()
   seen, found = {}, set()
-  for _, title, _ in doc_commands.headings(text):
+  for _, title, _ in recipes.headings(text):
     slug = anchor(title)
     found.add(slug if slug not in seen else f'{slug}-{seen[slug]}')
     seen[slug] = seen.get(slug, 0) + 1
@@ -48,16 +48,16 @@ def anchors(path):
 def relative_links():
   """(page, target) of every link that is not a URL."""
   links = []
-  for page in doc_commands.pages():
-    for target in _LINK.findall(prose(doc_commands.read(page))):
+  for page in recipes.pages():
+    for target in _LINK.findall(prose(recipes.read(page))):
       if not _SCHEME.match(target):
         links.append((page, target))
   return links
 
 
 LINKS = relative_links()
-COMMANDS = [(page, command) for page in doc_commands.pages()
-            for command in doc_commands.run_commands(doc_commands.read(page))]
+COMMANDS = [(page, command) for page in recipes.pages()
+            for command in recipes.run_commands(recipes.read(page))]
 
 
 def test_the_pages_have_links_and_commands():
@@ -68,9 +68,9 @@ def test_the_pages_have_links_and_commands():
 
 @pytest.mark.parametrize('page, target', LINKS, ids=[f'{p}->{t}' for p, t in LINKS])
 def test_relative_link_resolves(page, target):
-  base = os.path.dirname(doc_commands.path_of(page))
+  base = os.path.dirname(recipes.path_of(page))
   path, _, fragment = target.partition('#')
-  resolved = os.path.normpath(os.path.join(base, path)) if path else doc_commands.path_of(page)
+  resolved = os.path.normpath(os.path.join(base, path)) if path else recipes.path_of(page)
   assert os.path.exists(resolved), f'{page}: {target} does not exist'
   if fragment:
     assert resolved.endswith('.md'), f'{page}: {target}: an anchor in a file that is not Markdown'
@@ -81,16 +81,16 @@ def test_relative_link_resolves(page, target):
                          ids=[f'{p}:{i}' for i, (p, _) in enumerate(COMMANDS)])
 def test_shown_run_py_command_parses(page, command):
   """Flagfiles expanded, `...` (flags left out) dropped, $VARIABLES as test_run sets them."""
-  config = parse(doc_commands.expanded(command)).validate()
+  config = parse(recipes.expanded(command)).validate()
   assert config.model_dir or '...' in command, f'{page}: {command} names no --model_dir'
 
 
 def test_the_readme_starts_with_the_quickstart_then_the_tests():
-  lines = doc_commands.shell_lines(doc_commands.read('README.md'))
+  lines = recipes.shell_lines(recipes.read('README.md'))
   assert lines[:2] == ['pip install -r requirements.txt && '
                        'python run.py --flagfile=flagfiles/quickstart.cfg',
                        'python -m pytest -q -n 2 tests']
-  with open(os.path.join(doc_commands.ROOT, '.ci', 'run'), encoding='utf-8') as f:
+  with open(os.path.join(recipes.ROOT, '.ci', 'run'), encoding='utf-8') as f:
     assert lines[1] in f.read().splitlines()  # CI runs the README's test command.
 
 
@@ -102,5 +102,5 @@ def test_anchors_follow_github():
 
 
 def test_no_page_speaks_of_issues():
-  for page in doc_commands.pages():
-    assert not re.search(r'\bissue #?\d+', doc_commands.read(page), re.I), page
+  for page in recipes.pages():
+    assert not re.search(r'\bissue #?\d+', recipes.read(page), re.I), page

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from tf2.evaluation import evaluate as evaluation
 from tf2.config import Config
+from tf2.evaluation import evaluate as evaluation
+from tf2.evaluation import results as results_lib
 from tf2.data.datasets import array_source
 from tf2.models.model import SimCLRModel
 
@@ -36,7 +37,7 @@ def test_counts_match_numpy_on_8_replicas(strategy8, rng, tmp_path):
            if 'batch_normalization' not in v.path)
   np.testing.assert_allclose(result[evaluation.REGULARIZATION], 1e-4 * l2, rtol=1e-5)
 
-  evaluation.write_results(CONFIG, result, str(tmp_path))
+  results_lib.write_results(CONFIG, result, str(tmp_path))
   for name in ('result.json', 'result_5.json'):
     with open(tmp_path / name) as f:
       assert json.load(f)[evaluation.TOP_1] == result[evaluation.TOP_1]
@@ -48,17 +49,17 @@ def test_counts_match_numpy_on_8_replicas(strategy8, rng, tmp_path):
 def test_evaluating_at_every_checkpoint_traces_once(rng):
   """The eval step is made once per model: later evaluations (new weights, same
   shapes) reuse its trace, and the results follow the new weights."""
-  from tf2.evaluation import features  # pylint: disable=g-import-not-at-top
   images = rng.randint(0, 256, [20, 16, 16, 3]).astype(np.uint8)
   source = array_source('arrays', {'test': (images, rng.randint(0, 7, 20))}, num_classes=7)
   strategy = tf.distribute.get_strategy()
   model = SimCLRModel(CONFIG, 7).build_for()
+  evaluator = evaluation.Evaluator(CONFIG, model, strategy)
   results = []
   for seed in range(3):
     for v in model.supervised_head.variables:
       v.assign(tf.random.normal(v.shape, seed=seed))
-    results.append(evaluation.evaluate(CONFIG, model, strategy, source, step=seed))
-  step = features.cached_step(model, ('eval', strategy, 7, 16), lambda: None)
+    results.append(evaluator(source, step=seed))
+  step = evaluator.step
   assert step is not None and step.experimental_get_tracing_count() == 2  # Full + partial batch.
   logits = model(tf.constant(images, tf.float32) / 255.0, training=False)['logits_sup'].numpy()
   np.testing.assert_allclose(results[-1][evaluation.TOP_1],

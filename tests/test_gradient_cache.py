@@ -6,13 +6,13 @@ import tensorflow as tf
 from tf2.config import Config, ConfigError
 from tf2.models.batch_norm import BatchNormalization
 from tf2.models.model import SimCLRModel
-from tf2.training import checkpointing
 from tf2.training import gradient_cache
-from tf2.training import loop as training
+from tf2.training import resume
 from tf2.training import memory
 from tf2.training import nt_xent
 from tf2.training.optimizers import build_optimizer, weight_decay_loss
-from tf2.training.train_step import TrainStep, supervised_loss, unpack
+from tf2.training.objective import supervised_loss
+from tf2.training.train_step import TrainStep, unpack
 from test_memory import run_steps
 from test_train_step import CFG, assert_same_step, make_batch, randomized_initial_weights
 
@@ -315,11 +315,11 @@ def test_a_resumed_micro_batched_run_continues_bit_for_bit_from_todays_checkpoin
     run_step(step, strategy, first)
     saved = [v.numpy() for v in model.variables + step.optimizer.variables]
     model_dir = str(tmp_path / f'm{saved_by.microbatch_size}')
-    checkpointing.make_manager(model, step.optimizer, model_dir, 1).save(checkpoint_number=1)
+    resume.make_manager(model, step.optimizer, model_dir, 1).save(checkpoint_number=1)
     keys[saved_by.microbatch_size] = {name for name, _ in tf.train.list_variables(model_dir)}
     resumed, step = build(cfg, strategy, randomized_initial_weights(cfg, seed=11))
-    manager = checkpointing.make_manager(resumed, step.optimizer, model_dir, 1)
-    assert training.restore_or_initialize(cfg, resumed, step.optimizer, manager) == 1
+    manager = resume.make_manager(resumed, step.optimizer, model_dir, 1)
+    assert resume.restore_or_initialize(cfg, resumed, step.optimizer, manager) == 1
     state = resumed.variables + step.optimizer.variables
     assert len(state) == len(saved) == len(want)
     for a, b in zip(saved, state):

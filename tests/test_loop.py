@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 import harness
-from tf2.training import checkpointing
+from tf2.errors import CheckpointMismatchError
 from tf2.training import loop as training
+from tf2.training import resume
 from tf2.config import Config
 from tf2.data.datasets import array_source
 from tf2.training.lr_schedule import schedule_from_config
@@ -72,9 +73,9 @@ def test_interrupted_run_saves_and_resumes_with_the_same_optimizer_state(source,
       signal.getsignal(signal.SIGTERM))
 
   model2, optimizer2, strategy = build(CONFIG)
-  training.TrainStep(config, model2, optimizer2, strategy).build_optimizer_state()
-  manager = checkpointing.make_manager(model2, optimizer2, model_dir, 5)
-  assert training.restore_or_initialize(config, model2, optimizer2, manager) == 1
+  TrainStep(config, model2, optimizer2, strategy).build_optimizer_state()
+  manager = resume.make_manager(model2, optimizer2, model_dir, 5)
+  assert resume.restore_or_initialize(config, model2, optimizer2, manager) == 1
   restored = optimizer_state(optimizer2)
   assert restored.keys() == seen['state'].keys()
   momenta = [k for k in restored if 'momentum' in k.lower()]
@@ -165,7 +166,7 @@ def test_resuming_into_another_architecture_is_refused(source, tmp_path):
                  str(tmp_path))
   other = CONFIG.replace(resnet_base_width=16)
   model, optimizer, strategy = build(other)
-  with pytest.raises(checkpointing.CheckpointMismatchError, match='new --model_dir'):
+  with pytest.raises(CheckpointMismatchError, match='new --model_dir'):
     training.train(other, model, optimizer, strategy, source, str(tmp_path))
 
 
@@ -218,9 +219,9 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(source, tmp_pat
       f.write(content[:len(content) // 3])
     model, optimizer, _ = build(CONFIG)
     TrainStep(CONFIG, model, optimizer, strategy).build_optimizer_state()
-    manager = checkpointing.make_manager(model, optimizer, model_dir, 5)
+    manager = resume.make_manager(model, optimizer, model_dir, 5)
     if step == 4:
-      assert training.restore_or_initialize(CONFIG, model, optimizer, manager) == 2
+      assert resume.restore_or_initialize(CONFIG, model, optimizer, manager) == 2
       for got, want in zip([v.numpy() for v in model.variables], saved[2][:-1]):
         np.testing.assert_array_equal(got, want)
       state = optimizer_state(optimizer)
@@ -229,8 +230,8 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(source, tmp_pat
         np.testing.assert_array_equal(state[name], value)
       assert any(np.any(a != b) for a, b in zip(saved[2][:-1], saved[4][:-1]))  # ckpt-4 differs.
     else:
-      with pytest.raises(checkpointing.CheckpointMismatchError, match='None of the checkpoints'):
-        training.restore_or_initialize(CONFIG, model, optimizer, manager)
+      with pytest.raises(CheckpointMismatchError, match='None of the checkpoints'):
+        resume.restore_or_initialize(CONFIG, model, optimizer, manager)
 
 
 def _records(path):

@@ -11,7 +11,7 @@ from tf2 import runner
 from tf2.config import Config, ConfigError
 from tf2.data.datasets import array_source
 from tf2.models.model import SimCLRModel
-from tf2.training import checkpointing
+from tf2.training import resume
 from tf2.training import loop as training
 from tf2.training import memory
 from tf2.training import nt_xent
@@ -189,16 +189,16 @@ def test_a_resumed_run_continues_bit_for_bit_with_the_memory_and_momentum_weight
   want = state(model, ema, step)
   model, ema, step = build(cfg, strategy, initial)
   run_steps(step, strategy, [first])
-  checkpointing.make_manager(model, step.optimizer, str(tmp_path), 1,
+  resume.make_manager(model, step.optimizer, str(tmp_path), 1,
                              **step.checkpointed()).save(checkpoint_number=1)
   names = [name for name, _ in tf.train.list_variables(str(tmp_path))]
   assert any(n.startswith('ema_model/') for n in names)
   assert {'memory/queue/.ATTRIBUTES/VARIABLE_VALUE', 'memory/pointer/.ATTRIBUTES/VARIABLE_VALUE',
           'memory/filled/.ATTRIBUTES/VARIABLE_VALUE'} <= set(names)
   model, ema, step = build(cfg, strategy, randomized_initial_weights(cfg, seed=11))
-  manager = checkpointing.make_manager(model, step.optimizer, str(tmp_path), 1,
+  manager = resume.make_manager(model, step.optimizer, str(tmp_path), 1,
                                        **step.checkpointed())
-  assert training.restore_or_initialize(cfg, model, step.optimizer, manager) == 1
+  assert resume.restore_or_initialize(cfg, model, step.optimizer, manager) == 1
   run_steps(step, strategy, [second])
   got = state(model, ema, step)
   assert len(got) == len(want)

@@ -8,7 +8,7 @@ import time
 from absl import flags
 import pytest
 
-import doc_commands
+import recipes
 import run
 from tf2 import runner
 from tf2.strategies import StrategyError
@@ -34,12 +34,12 @@ ORIGINAL_FLAGS = {
 FLOAT_FLAGS = {'batch_norm_decay', 'color_jitter_strength', 'learning_rate', 'momentum',
                'se_ratio', 'sk_ratio', 'temperature', 'warmup_epochs', 'weight_decay'}
 
-# The commands the docs show, read from the pages (tests/doc_commands.py): the
+# The commands the docs show, read from the pages (recipes.py): the
 # original README's CIFAR-10 pretrain and fine-tune commands, then its ImageNet
 # TPU pretrain and 1% fine-tune commands. test_runner.py runs the first two.
-CIFAR10_COMMANDS = doc_commands.run_commands(doc_commands.section('usage.md', 'CIFAR-10'))
-IMAGENET_COMMANDS = doc_commands.run_commands(
-    doc_commands.section('distributed.md', "The original's ImageNet commands"))
+CIFAR10_COMMANDS = recipes.run_commands(recipes.section('usage.md', 'CIFAR-10'))
+IMAGENET_COMMANDS = recipes.run_commands(
+    recipes.section('distributed.md', "The original's ImageNet commands"))
 README_COMMANDS = CIFAR10_COMMANDS + IMAGENET_COMMANDS
 ENV = {'$DATA_DIR': '/tmp/no_data', '$MODEL_DIR': '/tmp/simclr_tpu_model',
        '$CHKPT_DIR': '/tmp/no_checkpoint', '$TPU_NAME': 'my-tpu'}
@@ -50,11 +50,7 @@ def parse(command):
   for key, value in ENV.items():
     command = command.replace(key, value)
   words = shlex.split(command)
-  argv = words[words.index('run.py'):]  # argv[0] is the program, as absl expects.
-  flag_values = flags.FlagValues()
-  run.define_flags(flag_values)
-  flag_values(argv)
-  return run.config_from_flags(flag_values)
+  return recipes.config_of(words[words.index('run.py'):])  # argv[0]: the program, for absl
 
 
 def test_every_original_flag_has_its_default_and_type():
@@ -115,16 +111,16 @@ def test_bad_flag_combination_is_named():
 
 def test_readme_quickstart_command_parses():
   """The README's first command: the install, then run.py on the quickstart's flagfile."""
-  line = next(l for l in doc_commands.run_commands(doc_commands.read('README.md'))
+  line = next(l for l in recipes.run_commands(recipes.read('README.md'))
               if l.startswith('pip install -r requirements.txt && python run.py'))
   assert line == ('pip install -r requirements.txt && '
                   'python run.py --flagfile=flagfiles/quickstart.cfg')
-  config = parse(doc_commands.expanded(line)).validate()
+  config = parse(recipes.expanded(line)).validate()
   assert config.dataset == 'shapes' and config.linear_probe and not config.use_tpu
   assert config.mode == 'train_then_eval' and config.knn_eval
   assert config.train_steps == 150 and config.model_dir == '/tmp/simclr_quickstart'
   # absl reads the flagfile itself the same way (run from the repository root).
-  path = os.path.join(doc_commands.ROOT, 'flagfiles', 'quickstart.cfg')
+  path = os.path.join(recipes.ROOT, 'flagfiles', 'quickstart.cfg')
   assert parse(f'python run.py --flagfile={path}') == config
 
 

@@ -7,8 +7,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from conftest import TINY_RUN
 from test_run import README_COMMANDS, parse
-from tf2.training import checkpointing
+from tf2.errors import CheckpointMismatchError, ConfigError
+from tf2.evaluation import knn
+from tf2.evaluation import watcher
+from tf2.models import warm_start
+from tf2.training import resume
 from tf2 import plot
 from tf2 import runner
 from tf2.config import Config
@@ -62,7 +67,7 @@ def check_outputs(pre_config, ft_config, result, num_eval):
 
   pre_model = load(pre_config, 10, tf.train.latest_checkpoint(pre_dir))
   ft_model = load(ft_config, 10, tf.train.latest_checkpoint(ft_dir))
-  named = lambda m: {checkpointing.schema_name(v): v.numpy() for v in m.variables}
+  named = lambda m: {warm_start.schema_name(v): v.numpy() for v in m.variables}
   pre_vars, ft_vars = named(pre_model), named(ft_model)
   # The encoder came from pretraining (and is frozen: fine_tune_after_block=4)...
   encoder = [n for n in ft_vars if n.startswith('base_model/')]
@@ -156,7 +161,7 @@ def test_strict_precision_refuses_emulated_bf16_before_anything_is_written(tmp_p
   model_dir = tmp_path / 'run'
   config = parse(f'python run.py --dataset=shapes --precision=mixed_bfloat16 --strict_precision=True '
                  f'--use_tpu=False --model_dir={model_dir}')
-  with pytest.raises(runner.ConfigError, match='CPU AMD EPYC without avx512_bf16'):
+  with pytest.raises(ConfigError, match='CPU AMD EPYC without avx512_bf16'):
     runner.run(config)
   assert not model_dir.exists()
 
@@ -175,7 +180,7 @@ def test_eval_beside_training_skips_deleted_and_half_written_checkpoints(tmp_pat
                         3)
   strategy = tf.distribute.get_strategy()
   trained, trained_opt = runner.build_model(config, strategy, 3, 16)
-  saver = checkpointing.make_manager(trained, trained_opt, config.model_dir, max_to_keep=10)
+  saver = resume.make_manager(trained, trained_opt, config.model_dir, max_to_keep=10)
   heads = {}
 
   def save(step):
@@ -204,16 +209,16 @@ def test_eval_beside_training_skips_deleted_and_half_written_checkpoints(tmp_pat
 
   monkeypatch.setattr(tf.train, 'checkpoints_iterator', scripted_iterator)
   evaluated = {}
-  real_evaluate = runner.evaluate_and_export
+  real_evaluate = watcher.evaluate_and_export
 
   def record(config, model, strategy, source, step, *args):
     evaluated[step] = model.supervised_head.trainable_variables[0].numpy()
     return real_evaluate(config, model, strategy, source, step, *args)
 
-  monkeypatch.setattr(runner, 'evaluate_and_export', record)
+  monkeypatch.setattr(watcher, 'evaluate_and_export', record)
   model, optimizer = runner.build_model(config, strategy, 3, 16)
-  result = runner.watch_and_evaluate(config, model, optimizer, strategy, source, 4,
-                                     min_interval_secs=0)
+  result = watcher.watch_and_evaluate(config, model, optimizer, strategy, source, 4,
+                                      min_interval_secs=0)
   assert sorted(evaluated) == [1, 4] and result['global_step'] == 4
   for step in (1, 4):
     np.testing.assert_array_equal(evaluated[step], heads[step])
@@ -221,31 +226,7 @@ def test_eval_beside_training_skips_deleted_and_half_written_checkpoints(tmp_pat
     assert json.load(f)['global_step'] == 1
 
 
-TINY = Config(dataset='shapes', eval_split='test', image_size=16, resnet_depth=18,
-              resnet_base_width=8, train_batch_size=8, eval_batch_size=8, train_steps=1,
-              use_blur=False, use_tpu=False, mode='train', log_every_secs=0)
-
-
-@pytest.fixture(scope='module')
-def tiny_checkpoints(tmp_path_factory):
-  """A model_dir holding ckpt-1 of TINY, a truncated copy and a foreign SavedModel."""
-  root = tmp_path_factory.mktemp('checkpoints')
-  strategy = tf.distribute.get_strategy()
-  model, optimizer = runner.build_model(TINY, strategy, 6, 100)
-  TrainStep(TINY, model, optimizer, strategy).build_optimizer_state()
-  optimizer.iterations.assign(1)
-  manager = checkpointing.make_manager(model, optimizer, str(root / 'run'), 1)
-  good = manager.save(checkpoint_number=1)
-  os.makedirs(root / 'cut')
-  for name in tf.io.gfile.glob(good + '.*'):
-    with open(name, 'rb') as f:
-      content = f.read()
-    with open(root / 'cut' / os.path.basename(name), 'wb') as f:
-      f.write(content[:len(content) // 3] if '.data-' in name else content)
-  plain = tf.Module()
-  plain.v = tf.Variable(1.0)
-  tf.saved_model.save(plain, str(root / 'plain'))
-  return root
+TINY = Config(**TINY_RUN, mode='train', log_every_secs=0)
 
 
 @pytest.mark.parametrize('checkpoint, message', [
@@ -258,14 +239,14 @@ def test_bad_checkpoints_stop_in_seconds_and_leave_nothing(tiny_checkpoints, tmp
   model_dir = tmp_path / 'run'
   config = TINY.replace(train_mode='finetune', checkpoint=str(tiny_checkpoints / checkpoint),
                         model_dir=str(model_dir))
-  with pytest.raises((checkpointing.CheckpointMismatchError, FileNotFoundError), match=message):
+  with pytest.raises((CheckpointMismatchError, FileNotFoundError), match=message):
     runner.run(config)
   assert not model_dir.exists()
 
 
 def test_an_unwritable_model_dir_is_named_first(tmp_path):
   (tmp_path / 'file').write_text('x')
-  with pytest.raises(runner.ConfigError, match=r'--model_dir=.*/file/run cannot be written'):
+  with pytest.raises(ConfigError, match=r'--model_dir=.*/file/run cannot be written'):
     runner.run(TINY.replace(model_dir=str(tmp_path / 'file' / 'run')))
 
 
@@ -292,7 +273,7 @@ def test_a_truncated_tfds_file_is_named(real_cifar10, tmp_path):
 def test_a_batch_that_does_not_split_over_the_replicas_is_refused(strategy8, monkeypatch,
                                                                   tmp_path):
   monkeypatch.setattr(runner.strategies, 'make_strategy', lambda config: strategy8)
-  with pytest.raises(runner.ConfigError, match=r'--train_batch_size=100 must be a multiple of '
+  with pytest.raises(ConfigError, match=r'--train_batch_size=100 must be a multiple of '
                                                r'the number of replicas \(8\)'):
     runner.run(TINY.replace(train_batch_size=100, model_dir=str(tmp_path / 'run')))
   assert not (tmp_path / 'run').exists()
@@ -321,7 +302,7 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monke
       return function(*args, **kwargs)
     return wrapper
 
-  monkeypatch.setattr(runner.knn, 'knn_accuracy', recording('knn', runner.knn.knn_accuracy, 1))
+  monkeypatch.setattr(knn, 'knn_accuracy', recording('knn', knn.knn_accuracy, 1))
   monkeypatch.setattr(linear_probe, 'probe_accuracy',
                       recording('probe', linear_probe.probe_accuracy, 0))
   with tfds.testing.mock_data(num_examples=20):
@@ -361,5 +342,5 @@ def test_evaluate_ema_refuses_a_checkpoint_without_a_momentum_network(tmp_path):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path}')
     runner.run(parse(command))
-    with pytest.raises(checkpointing.CheckpointMismatchError, match='holds no momentum network'):
+    with pytest.raises(CheckpointMismatchError, match='holds no momentum network'):
       runner.run(parse(command + ' --mode=eval --memory_size=32 --evaluate_ema=True'))

@@ -1,13 +1,8 @@
 """benchmarks/side_by_side.py: the command both implementations run measures what it says."""
-import os
 import shlex
-import sys
 
+from benchmarks import side_by_side
 from tests.test_run import ORIGINAL_FLAGS, parse
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                'benchmarks'))
-import side_by_side  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def test_command_runs_exactly_the_steps_asked_in_one_loop_and_no_evaluation():

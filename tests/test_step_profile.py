@@ -1,12 +1,9 @@
 """benchmarks/step_profile.py: op time by type is read from a real tf.profiler trace."""
 import collections
-import os
-import sys
 
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks import step_profile  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import step_profile
 
 
 def test_op_seconds_counts_the_ops_inside_the_step_loop_per_step(tmp_path):

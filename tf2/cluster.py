@@ -18,9 +18,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-
-class WorkerLostError(RuntimeError):
-  """Another worker of a multi-worker run stopped or became unreachable."""
+from tf2.errors import WorkerLostError
 
 
 # What a collective op raises when a peer is gone or the health check aborted it.

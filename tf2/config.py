@@ -6,7 +6,11 @@ flags (TF1 and tf2 sets together); each field carries its flag's help, and
 help marked [new] is for capabilities the original does not have.
 """
 import dataclasses
+import re
 from typing import Optional
+import urllib.parse
+
+from tf2.errors import ConfigError
 
 TRAIN_MODES = ('pretrain', 'finetune', 'distill')
 MODES = ('train', 'eval', 'train_then_eval')
@@ -21,13 +25,35 @@ MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
 
 
+def grpc_host_port(address, flag='--data_service_address', error=ConfigError):
+  """'grpc://host:port' or 'host:port' -> ('host', port); `error` naming `flag` for
+  anything else."""
+  parsed = urllib.parse.urlparse(address if '://' in address else f'grpc://{address}')
+  try:
+    port = parsed.port
+  except ValueError:  # A port that is not a number, or out of range.
+    port = None
+  if parsed.scheme != 'grpc' or not parsed.hostname or not port:
+    raise error(f'{flag}={address!r} is not grpc://HOST:PORT (the address of a tf.data '
+                'service dispatcher, python -m tf2.data.service).')
+  return parsed.hostname, port
+
+
+def compile_schema(schema):
+  """--variable_schema as a regex; the original's default '?!global_step' is not a valid
+  one: read it as '(?!global_step)'."""
+  candidates = [schema] + (['(' + schema + ')'] if schema.startswith('?') else [])
+  for candidate in candidates:
+    try:
+      return re.compile(candidate)
+    except re.error:
+      continue
+  raise ConfigError(f'--variable_schema={schema!r} is not a valid regular expression.')
+
+
 def flag(default, help_text):
   """A Config field with its flag's help (run.py defines one flag per field from it)."""
   return dataclasses.field(default=default, metadata={'help': help_text})
-
-
-class ConfigError(ValueError):
-  """A setting, or a combination of settings, that cannot work; names the flag."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +82,8 @@ class Config:
       '[new] Gradient caching: images per micro-batch (both views together); each '
       "replica's batch runs in chunks of this size, so that activation memory no longer "
       'grows with the batch, with the same NT-Xent over the global batch and one update per step. '
-      'It must divide the per-replica batch. BN statistics are those of each '
-      'micro-batch (with --global_bn, of the same micro-batch of every replica); moving '
-      "averages advance once per step, by the mean of the micro-batches' statistics. 0: "
-      'off.')
+      'It must divide the per-replica batch. BN then sees each micro-batch: what is exact '
+      'and what changes is in docs/usage.md#large-batches-on-little-memory. 0: off.')
   memory_size: int = flag(0,
       '[new] SimCLRv2 memory (MoCo, Chen et al. 2020b: 65536): a queue of the last K '
       "momentum-encoder keys (both views of each step's global batch) as extra "
@@ -300,8 +324,32 @@ class Config:
           f'--memory_size={self.memory_size} is smaller than one step of keys, '
           f'2 x --train_batch_size = {2 * self.train_batch_size}: use at least that.')
 
-  def validate(self) -> 'Config':
-    """Raises ValueError naming the setting at fault and how to fix it."""
+  def _validate_ranges(self):
+    """Numbers outside the range where they mean anything (a negative rate, a count below 0)."""
+    at_least_zero = ('learning_rate', 'weight_decay', 'warmup_epochs', 'lars_eeta', 'train_epochs',
+                     'train_steps', 'eval_steps', 'checkpoint_epochs', 'checkpoint_steps',
+                     'train_summary_steps', 'steps_per_loop', 'log_every_secs',
+                     'keep_checkpoint_max', 'keep_hub_module_max', 'num_proj_layers')
+    for name in at_least_zero:
+      if getattr(self, name) < 0:
+        raise ConfigError(f'--{name} must be >= 0, got {getattr(self, name)}.')
+    if not 0 <= self.momentum < 1:
+      raise ConfigError(f'--momentum must be in [0, 1), got {self.momentum}.')
+    if not 0 <= self.batch_norm_decay <= 1:
+      raise ConfigError(f'--batch_norm_decay must be in [0, 1], got {self.batch_norm_decay}.')
+    if self.mode != 'eval' and not (self.train_steps or self.train_epochs):
+      raise ConfigError('--train_steps and --train_epochs are both 0: nothing to train. Set '
+                        'one of them, or use --mode=eval.')
+
+  def validate(self, for_run=False) -> 'Config':
+    """Raises ConfigError naming the setting at fault and how to fix it.
+
+    Everything that can be checked from the config alone is checked here;
+    what needs the data or the replicas is checked in `tf2/preflight.py`.
+    `for_run`: also what a run needs beyond building a model (a --model_dir).
+    """
+    if for_run and not self.model_dir:
+      raise ConfigError('--model_dir is required: checkpoints, summaries and results go there.')
     def choice(name, allowed):
       value = getattr(self, name)
       if value not in allowed:
@@ -319,6 +367,8 @@ class Config:
           f'--color_jitter_strength={self.color_jitter_strength} is outside [0, 1.25]: above '
           '1.25 the contrast and saturation factors (1 +- 0.8 x strength) turn negative. The '
           'original uses 1.0 for ImageNet and 0.5 for CIFAR-10.')
+    if self.data_service_address:
+      grpc_host_port(self.data_service_address)
     if self.data_service_address and not self.model_dir:
       raise ConfigError('--data_service_address needs --model_dir: the training hosts of a run '
                         'share the tf.data service job named after it.')
@@ -373,6 +423,8 @@ class Config:
           f'--microbatch_size={self.microbatch_size} must be 0 (off) or divide '
           f'--train_batch_size={self.train_batch_size} (and the per-replica batch).')
     self._validate_memory()
+    self._validate_ranges()
+    compile_schema(self.variable_schema)
     if self.image_size < MIN_IMAGE_SIZE:
       raise ConfigError(
           f'--image_size={self.image_size} is below {MIN_IMAGE_SIZE}, the total stride of the '

@@ -29,6 +29,7 @@ from absl import logging
 import tensorflow as tf
 
 from tf2.data import augment
+from tf2.errors import ExportError
 
 SERVING_DEFAULT = 'serving_default'
 SERVING_BYTES = 'serving_bytes'
@@ -46,7 +47,7 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
 
     @tf.function
     def call(images, trainable=False):
-      return model(images, training=trainable, return_endpoints=True, apply_device_augment=False)
+      return model(images, training=trainable, return_endpoints=True)
 
     # One trace per mode; the loaded object dispatches on the Python bool.
     images = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -77,10 +78,6 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
   def signatures(self):
     return {SERVING_DEFAULT: self.serve.get_concrete_function(),
             SERVING_BYTES: self.serve_bytes.get_concrete_function()}
-
-
-class ExportError(OSError):
-  """An export could not be written (full disk, read-only directory)."""
 
 
 def export_saved_model(model, model_dir, step, keep_max=1):

@@ -3,22 +3,21 @@
 bf16 compute (`mixed_bfloat16`) is native on TPUs, GPUs of compute
 capability 8.0 or more and CPUs with `avx512_bf16` or `amx_bf16`; elsewhere
 it is emulated and many times slower than float32. Native is not always
-faster on CPUs: bf16 beat float32 on an AMD EPYC with avx512_bf16 but lost
-to it on an Intel Xeon with the same flags and no AMX (figures in
-docs/performance.md). So `auto` picks mixed_bfloat16 on TPUs, on GPUs from
-compute capability 8.0, and on CPUs with AMX or AMD CPUs with avx512_bf16;
-float32 everywhere else (float16 with loss scaling is not offered). An
-explicit `mixed_bfloat16` where bf16 is emulated is logged as a warning
-naming the device, or refused with `--strict_precision`; where it is native
-but was measured slower, it is a warning. With oneDNN capped below the CPU's
-bf16 kernels (`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16
-is refused.
+faster on CPUs (the measurements behind the rules below are in
+docs/performance.md#precision). So `auto` picks mixed_bfloat16 on TPUs, on
+GPUs from compute capability 8.0, and on CPUs with AMX or AMD CPUs with
+avx512_bf16; float32 everywhere else (float16 with loss scaling is not
+offered). An explicit `mixed_bfloat16` where bf16 is emulated is logged as a
+warning naming the device, or refused with `--strict_precision`; where it is
+native but slower, it is a warning. With oneDNN capped below the CPU's bf16
+kernels (`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16 is
+refused.
 """
 import dataclasses
 
 from absl import logging
 
-from tf2.config import ConfigError
+from tf2.errors import ConfigError
 
 NATIVE_BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 PERFORMANCE_PAGE = 'docs/performance.md'
@@ -29,8 +28,7 @@ def bf16_capped_out(hw):
 
   TensorFlow still routes bf16 convolutions to oneDNN there (the CPU has the
   flag), and oneDNN, left without a kernel, fails them ("could not create a
-  primitive descriptor for the convolution"); measured with
-  ONEDNN_MAX_CPU_ISA=AVX2 on an avx512_bf16 AMD EPYC, TF 2.21.
+  primitive descriptor for the convolution"; docs/performance.md#precision).
   """
   return (hw.kind == 'cpu' and hw.cpu_flags is not None
           and any(f in hw.cpu_flags for f in NATIVE_BF16_CPU_FLAGS)
@@ -61,8 +59,8 @@ def native_bf16(hw):
 def bf16_faster(hw):
   """(bool, reason): whether bf16 is expected to beat float32 on `hw` (what `auto` follows).
 
-  On CPUs that is AMX, or avx512_bf16 on AMD; avx512_bf16 without AMX on
-  other CPUs (Intel) was measured slower than float32.
+  On CPUs that is AMX, or avx512_bf16 on AMD; not avx512_bf16 without AMX on
+  other CPUs (Intel; docs/performance.md#precision).
   """
   native, reason = native_bf16(hw)
   if not native or hw.kind != 'cpu':

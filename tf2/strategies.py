@@ -13,9 +13,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-
-class StrategyError(RuntimeError):
-  """The requested devices cannot be used."""
+from tf2.errors import StrategyError
 
 
 def check_jit_compile(strategy, jit_compile):

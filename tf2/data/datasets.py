@@ -33,6 +33,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tf2.errors import DatasetError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 # Splits up to this many images are fully decoded once when scanned.
 FULL_CHECK_LIMIT = 100_000
@@ -42,10 +44,6 @@ _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM')
 MAX_DECODE_SIDE = 8192
 # Other formats decode only whole: larger ones are skipped, named.
 MAX_PIXELS = MAX_DECODE_SIDE * MAX_DECODE_SIDE
-
-
-class DatasetError(ValueError):
-  """A dataset that cannot be read, with what to do about it."""
 
 
 @dataclasses.dataclass
@@ -157,8 +155,7 @@ def tfds_source(name, data_dir, splits) -> DatasetSource:
       raise DatasetError(
           f'The TFDS dataset {name!r} in {builder.data_dir} is incomplete: {len(missing)} of '
           f'the {len(files)} files of split {base!r} are missing (first: {missing[0]}). '
-          'Build it again (`tfds build`, or offline for CIFAR-10 '
-          '`python ../shared/tools/prepare_cifar10.py --data_dir DIR`).')
+          f'Build it again: `tfds build {name.split("/")[0]} --data_dir=<dir>`.')
   num_classes = builder.info.features['label'].num_classes
   sizes = {}
   for split in splits:
@@ -184,15 +181,11 @@ def example_key(builder):
 
 
 def not_prepared_error(name, data_dir):
-  hint = ''
-  if name == 'cifar10':
-    hint = (' Offline, `python ../shared/tools/prepare_cifar10.py --data_dir DIR` '
-            'builds it from the JPEG tarball.')
   return DatasetError(
       f'The TFDS dataset {name!r} is not prepared in {data_dir}. This program never '
       'downloads (offline that hangs for minutes): prepare it once with '
       f'`tfds build {name.split("/")[0]} --data_dir=<dir>` (ImageNet needs its '
-      f'manual download) and pass --data_dir=<dir>.{hint}')
+      'manual download) and pass --data_dir=<dir>.')
 
 
 def filter_by_file_name(ds, names, key):

@@ -27,26 +27,19 @@ example exactly once.
 import argparse
 import socket
 import time
-import urllib.parse
 
 from absl import logging
 import tensorflow as tf
 
 from tf2 import config as config_lib
+from tf2.errors import ServiceError
 
 MODES = config_lib.DATA_SERVICE_MODES
 
 
-class ServiceError(RuntimeError):
-  """The tf.data service cannot be used, with what to do."""
-
-
-def host_port(address):
+def host_port(address, flag='--data_service_address'):
   """'grpc://host:port' or 'host:port' -> ('host', port)."""
-  parsed = urllib.parse.urlparse(address if '://' in address else f'grpc://{address}')
-  if parsed.scheme != 'grpc' or not parsed.hostname or not parsed.port:
-    raise ServiceError(f'--data_service_address={address!r} is not grpc://HOST:PORT.')
-  return parsed.hostname, parsed.port
+  return config_lib.grpc_host_port(address, flag, ServiceError)
 
 
 def check_reachable(address, timeout=10.0):
@@ -104,7 +97,7 @@ def main(argv=None):
         port=args.port, work_dir=args.work_dir, fault_tolerant_mode=bool(args.work_dir)))
     print(f'tf.data service dispatcher listening on port {args.port}', flush=True)
   else:
-    host, port = host_port(args.dispatcher)
+    host, port = host_port(args.dispatcher, '--dispatcher')
     config = dict(dispatcher_address=f'{host}:{port}', port=args.port)
     if args.address:
       config['worker_address'] = args.address

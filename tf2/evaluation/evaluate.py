@@ -4,21 +4,15 @@ Every example of the eval split is counted exactly once: the distributed
 dataset is iterated in Python (the last batch may be partial, and some
 replicas may get an empty batch), each replica returns its counts of correct
 predictions and examples, and the counts are summed across replicas
-(`strategy.reduce(SUM)`). Results are written as the original does:
-`result.json` (latest), `result_<step>.json` and `flags.json` in `model_dir`,
-plus TensorBoard scalars under `model_dir/<eval_name or 'eval'>`.
+(`strategy.reduce(SUM)`). An `Evaluator` traces its step once and reuses it
+for every checkpoint it scores. Results are written by `results.py`.
 """
-import dataclasses
-import json
-import os
-
 from absl import logging
 import tensorflow as tf
 
 from tf2.data import input_pipeline
+from tf2.errors import ConfigError, DatasetError
 from tf2.evaluation import features
-from tf2.config import ConfigError
-from tf2.data.datasets import DatasetError
 from tf2.training.optimizers import weight_decay_loss
 
 TOP_1 = 'eval/label_top_1_accuracy'
@@ -49,56 +43,45 @@ def make_eval_step(model, strategy, num_classes, per_replica_batch):
   return step
 
 
+class Evaluator:
+  """Evaluates one model's supervised head under `strategy`, at any number of steps."""
+
+  def __init__(self, config, model, strategy):
+    if model.supervised_head is None:
+      raise ConfigError('This model has no supervised head to evaluate: pretrain with '
+                        '--lineareval_while_pretraining=True, or fine-tune.')
+    self.config, self.model, self.strategy = config, model, strategy
+    self.per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
+    self.step = None  # Made at the first call, when the class count is known.
+
+  def __call__(self, source, step):
+    """The result dict (floats) of the model as it is now, labelled `step`."""
+    config = self.config
+    if source.num_classes < 1:
+      raise DatasetError(f'The eval split {config.eval_split!r} of {source.name} has no labels '
+                         '(an unlabelled folder): evaluation needs class subfolders.')
+    if self.step is None:
+      self.step = make_eval_step(self.model, self.strategy, source.num_classes,
+                                 self.per_replica_batch)
+    dataset = input_pipeline.distributed_dataset(self.strategy, source, config,
+                                                 is_training=False)
+    correct1 = correct5 = total = 0
+    for i, (images, labels) in enumerate(dataset):
+      if config.eval_steps and i >= config.eval_steps:
+        break
+      c1, c5, n = self.step(images, labels)
+      correct1, correct5, total = correct1 + int(c1), correct5 + int(c5), total + int(n)
+    if total == 0:
+      raise DatasetError(f'The eval split {config.eval_split!r} is empty.')
+    reg = float(weight_decay_loss(self.model.trainable_variables, config.optimizer,
+                                  config.weight_decay))
+    result = {TOP_1: correct1 / total, TOP_5: correct5 / total, REGULARIZATION: reg,
+              'eval/num_examples': float(total), 'global_step': float(step)}
+    logging.info('Evaluation at step %d on %d examples: top-1 %.4f, top-5 %.4f',
+                 step, total, result[TOP_1], result[TOP_5])
+    return result
+
+
 def evaluate(config, model, strategy, source, step):
-  """Evaluates `model` on the eval split; returns the result dict (floats)."""
-  if model.supervised_head is None:
-    raise ConfigError('This model has no supervised head to evaluate: pretrain with '
-                     '--lineareval_while_pretraining=True, or fine-tune.')
-  if source.num_classes < 1:
-    raise DatasetError(f'The eval split {config.eval_split!r} of {source.name} has no labels '
-                     '(an unlabelled folder): evaluation needs class subfolders.')
-  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False)
-  per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
-  eval_step = features.cached_step(
-      model, ('eval', strategy, source.num_classes, per_replica_batch),
-      lambda: make_eval_step(model, strategy, source.num_classes, per_replica_batch))
-  correct1 = correct5 = total = 0
-  for i, (images, labels) in enumerate(dataset):
-    if config.eval_steps and i >= config.eval_steps:
-      break
-    c1, c5, n = eval_step(images, labels)
-    correct1, correct5, total = correct1 + int(c1), correct5 + int(c5), total + int(n)
-  if total == 0:
-    raise DatasetError(f'The eval split {config.eval_split!r} is empty.')
-  reg = float(weight_decay_loss(model.trainable_variables, config.optimizer,
-                                config.weight_decay))
-  result = {TOP_1: correct1 / total, TOP_5: correct5 / total, REGULARIZATION: reg,
-            'eval/num_examples': float(total), 'global_step': float(step)}
-  logging.info('Evaluation at step %d on %d examples: top-1 %.4f, top-5 %.4f',
-               step, total, result[TOP_1], result[TOP_5])
-  return result
-
-
-def write_results(config, result, model_dir):
-  """result.json, result_<step>.json, flags.json and eval summaries."""
-  step = int(result['global_step'])
-  for name in ('result.json', f'result_{step}.json'):
-    with tf.io.gfile.GFile(os.path.join(model_dir, name), 'w') as f:
-      json.dump({k: float(v) for k, v in result.items()}, f, indent=1)
-  write_flags(config, model_dir)
-  write_summaries(config, {k: v for k, v in result.items() if k != 'global_step'}, step,
-                  model_dir)
-
-
-def write_summaries(config, scalars, step, model_dir):
-  """TensorBoard scalars under model_dir/<eval_name or 'eval'>."""
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, config.eval_name or 'eval'))
-  with writer.as_default():
-    for key, value in scalars.items():
-      tf.summary.scalar(key, value, step=step)
-  writer.flush()
-
-
-def write_flags(config, model_dir):
-  with tf.io.gfile.GFile(os.path.join(model_dir, 'flags.json'), 'w') as f:
-    json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
+  """Evaluates `model` on the eval split once; returns the result dict (floats)."""
+  return Evaluator(config, model, strategy)(source, step)

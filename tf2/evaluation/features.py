@@ -5,9 +5,8 @@ runs the model in inference mode and returns its features, labels and a
 validity mask; `strategy.gather` concatenates them across replicas (and
 workers), and the padding is dropped on the host. So every example is kept
 exactly once, shapes stay static (TPU/XLA), and one trace serves all batches.
+A `FeatureExtractor` keeps its trace for every split and checkpoint it reads.
 """
-import collections
-
 import numpy as np
 import tensorflow as tf
 
@@ -25,28 +24,12 @@ def pad_batch(images, labels, size, label_dtype=tf.int64):
   return images, labels, tf.range(size) < count, count
 
 
-_STEPS = collections.OrderedDict()  # (id(model), settings) -> (model, tf.function)
-_MAX_CACHED = 8  # The functions hold their models: keep only the most recent few.
-
-
-def cached_step(model, settings, make):
-  """The step function for `model` and `settings`, made once: evaluating at every
-  checkpoint reuses one trace instead of tracing a new function each time."""
-  key = (id(model), settings)
-  if key not in _STEPS or _STEPS[key][0] is not model:
-    _STEPS[key] = (model, make())
-    while len(_STEPS) > _MAX_CACHED:
-      _STEPS.popitem(last=False)
-  _STEPS.move_to_end(key)
-  return _STEPS[key][1]
-
-
 def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
   """step(images, labels) -> (features, labels, valid), gathered from all replicas."""
 
   def replica_step(images, labels):
     images, labels, valid, _ = pad_batch(images, labels, per_replica_batch)
-    outputs = model(images, training=False, return_endpoints=True, apply_device_augment=False)
+    outputs = model(images, training=False, return_endpoints=True)
     valid = tf.cast(valid, tf.int32)  # (gather takes no bool)
     return tf.cast(outputs[key], tf.float32), labels, valid
 
@@ -58,30 +41,40 @@ def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
   return step
 
 
+class FeatureExtractor:
+  """Features `key` of one model under `strategy`, split after split (eval preprocessing)."""
+
+  def __init__(self, config, model, strategy, key='final_avg_pool'):
+    self.config, self.strategy = config, strategy
+    per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
+    self.step = make_feature_step(model, strategy, per_replica_batch, key)
+
+  def __call__(self, source, split, sample=0, seed=0):
+    """(features [N, D] float32, labels [N] int64) of `split`.
+
+    `sample` > 0: only a seeded sample of that many examples spread over the
+    whole split (`tf2/data/sampling.py`; the rest is neither decoded nor
+    computed), not the first ones in reading order, which in a folder are the
+    first classes.
+    """
+    keep = None
+    if 0 < sample < source.num_examples(split):
+      keep = sampling.spread_sample(source.num_examples(split), sample, seed,
+                                    source.labels(split))
+    dataset = input_pipeline.distributed_dataset(self.strategy, source, self.config,
+                                                 is_training=False, split=split, keep=keep)
+    xs, ys = [], []
+    for images, labels in dataset:
+      features, labels, valid = (x.numpy() for x in self.step(images, labels))
+      valid = valid.astype(bool)
+      xs.append(features[valid])
+      ys.append(labels[valid])
+    if not xs:
+      return np.zeros([0, 0], np.float32), np.zeros([0], np.int64)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
 def split_features(model, strategy, source, config, split, sample=0, seed=0,
                    key='final_avg_pool'):
-  """(features [N, D] float32, labels [N] int64) of `split` with eval preprocessing.
-
-  `sample` > 0: only a seeded sample of that many examples spread over the
-  whole split (`tf2/data/sampling.py`; the rest is neither decoded nor
-  computed), not the first ones in reading order, which in a folder are the
-  first classes.
-  """
-  keep = None
-  if 0 < sample < source.num_examples(split):
-    keep = sampling.spread_sample(source.num_examples(split), sample, seed,
-                                  source.labels(split))
-  dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=False,
-                                               split=split, keep=keep)
-  per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
-  step = cached_step(model, ('features', strategy, per_replica_batch, key),
-                     lambda: make_feature_step(model, strategy, per_replica_batch, key))
-  xs, ys = [], []
-  for images, labels in dataset:
-    features, labels, valid = (x.numpy() for x in step(images, labels))
-    valid = valid.astype(bool)
-    xs.append(features[valid])
-    ys.append(labels[valid])
-  if not xs:
-    return np.zeros([0, 0], np.float32), np.zeros([0], np.int64)
-  return np.concatenate(xs), np.concatenate(ys)
+  """`FeatureExtractor(...)(source, split, sample, seed)`, for a single split."""
+  return FeatureExtractor(config, model, strategy, key)(source, split, sample, seed)

@@ -9,7 +9,8 @@ with the largest total wins. Queries are the eval split and the bank is the
 train split, or a seeded sample of `knn_bank_size` of its examples spread over
 the whole split (stratified by class where labels are known up front; the same
 bank at every checkpoint), both eval-preprocessed, as `final_avg_pool`
-features gathered from every replica.
+features gathered from every replica. `KnnMonitor` scores the model at every
+checkpoint of a training run.
 """
 import time
 
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf2.evaluation import features as features_lib
+from tf2.evaluation import results
 
 KNN_TOP_1 = 'eval/knn_top_1'
 BANK_SEED = 0  # Fixed: every checkpoint is scored against the same bank.
@@ -39,14 +41,14 @@ def knn_predict(queries, bank, bank_labels, num_classes, k=200, temperature=0.1,
   return np.concatenate(predictions) if predictions else np.zeros([0], np.int64)
 
 
-def knn_accuracy(config, model, strategy, source, step):
-  """{'eval/knn_top_1': accuracy, ...} of `model`'s features; logs the figure and its cost."""
+def knn_accuracy(config, model, strategy, source, step, extractor=None):
+  """{'eval/knn_top_1': accuracy, ...} of `model`'s features; logs the figure and its cost.
+  `extractor`: the model's `features.FeatureExtractor`, when it is kept between calls."""
   start = time.time()
-  bank_x, bank_y = features_lib.split_features(model, strategy, source, config,
-                                               config.train_split, sample=config.knn_bank_size,
-                                               seed=BANK_SEED)
-  query_x, query_y = features_lib.split_features(model, strategy, source, config,
-                                                 config.eval_split)
+  extractor = extractor or features_lib.FeatureExtractor(config, model, strategy)
+  bank_x, bank_y = extractor(source, config.train_split, sample=config.knn_bank_size,
+                             seed=BANK_SEED)
+  query_x, query_y = extractor(source, config.eval_split)
   predictions = knn_predict(query_x, bank_x, bank_y, source.num_classes, config.knn_k,
                             config.knn_temperature)
   accuracy = float(np.mean(predictions == query_y))
@@ -56,3 +58,28 @@ def knn_accuracy(config, model, strategy, source, step):
                config.knn_temperature, len(bank_y), len(query_y), seconds)
   return {KNN_TOP_1: accuracy, 'eval/knn_bank_size': float(len(bank_y)),
           'eval/knn_num_queries': float(len(query_y)), 'eval/knn_seconds': seconds}
+
+
+class KnnMonitor:
+  """The training loop's on_checkpoint hook: kNN accuracy, logged and in TensorBoard."""
+
+  def __init__(self, config, model, strategy, source):
+    self.config, self.model, self.strategy, self.source = config, model, strategy, source
+    self.extractor = features_lib.FeatureExtractor(config, model, strategy)
+    self.results = {}
+
+  def __call__(self, step):
+    result = knn_accuracy(self.config, self.model, self.strategy, self.source, step,
+                          self.extractor)
+    self.results[step] = result
+    results.write_summaries(self.config, {KNN_TOP_1: result[KNN_TOP_1]}, step,
+                            self.config.model_dir)
+
+  def result_at(self, step):
+    """The result at `step`, with the step-0 (initial weights) figure when there is one."""
+    if step not in self.results:
+      return None
+    result = dict(self.results[step])
+    if 0 in self.results and step != 0:
+      result['eval/knn_top_1_initial'] = self.results[0][KNN_TOP_1]
+    return result

@@ -34,7 +34,7 @@ def estimate_batch_norm_statistics(model, source, config, split, batches=20, bat
 
   @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
   def forward(images):
-    model(images, training=True, apply_device_augment=False)
+    model(images, training=True)
 
   for images, _ in _eval_batches(source, config, split, batch_size).take(batches):
     forward(images)
@@ -73,13 +73,13 @@ def probe_accuracy(model, strategy, source, config, train_split, test_split, num
   """Test accuracy of the probe fitted on at most --linear_probe_max_examples train
   examples (a seeded sample spread over the split, the same for every encoder)."""
   cap = config.linear_probe_max_examples
-  train_x, train_y = features.split_features(model, strategy, source, config, train_split,
-                                             sample=cap, seed=PROBE_SEED)
+  extractor = features.FeatureExtractor(config, model, strategy)
+  train_x, train_y = extractor(source, train_split, sample=cap, seed=PROBE_SEED)
   logging.info('Linear probe fitted on %d of the %d %s examples%s.', len(train_y),
                source.num_examples(train_split), train_split,
                f' (--linear_probe_max_examples={cap})'
                if len(train_y) < source.num_examples(train_split) else '')
-  test_x, test_y = features.split_features(model, strategy, source, config, test_split)
+  test_x, test_y = extractor(source, test_split)
   predict = fit_logistic_regression(train_x, train_y, num_classes)
   return float(np.mean(predict(test_x) == test_y))
 
@@ -97,3 +97,14 @@ def compare_with_random_encoder(model, make_random_model, strategy, source, conf
   logging.info('Linear probe on frozen features: trained encoder %.4f, random encoder %.4f',
                trained, random)
   return {'trained': trained, 'random': random}
+
+
+def report(config, model, make_random_model, strategy, source):
+  """--linear_probe: the comparison, printed, and its result entries."""
+  accuracies = compare_with_random_encoder(model, make_random_model, strategy, source, config,
+                                           config.train_split, config.eval_split)
+  print(f'Linear probe (logistic regression on frozen features, {config.eval_split} split): '
+        f'pretrained encoder {100 * accuracies["trained"]:.1f}% top-1, randomly initialised '
+        f'encoder {100 * accuracies["random"]:.1f}%.', flush=True)
+  return {'linear_probe/trained_encoder_top_1': accuracies['trained'],
+          'linear_probe/random_encoder_top_1': accuracies['random']}

@@ -12,9 +12,10 @@ import os
 
 import tensorflow as tf
 
-from tf2.config import Config, ConfigError
+from tf2.config import Config
+from tf2.errors import CheckpointMismatchError, ConfigError
+from tf2.models import warm_start
 from tf2.models.model import SimCLRModel
-from tf2.training import checkpointing
 
 
 def find_flags(path):
@@ -46,8 +47,8 @@ def teacher_config(path, student_config):
 
 def supervised_classes(path):
   """Number of classes of the checkpoint's supervised head (None if it has none)."""
-  reader = tf.train.load_checkpoint(checkpointing.resolve_checkpoint_path(path))
-  graph = checkpointing.SavedGraph(reader)
+  reader = tf.train.load_checkpoint(warm_start.resolve_checkpoint_path(path))
+  graph = warm_start.SavedGraph(reader)
   shapes = reader.get_variable_to_shape_map()
   for prefix in (('model',), ()):  # Training checkpoints and exports; bare models.
     key = graph.key(prefix + ('supervised_head', 'linear_layer', 'dense', 'bias'))
@@ -62,9 +63,9 @@ def load_teacher(path, student_config, num_classes, strategy):
   with strategy.scope():
     teacher = SimCLRModel(config, num_classes, name='teacher').build_for(views=1)
   try:
-    checkpointing.initialize_from_checkpoint(teacher, path, '.*')
-  except checkpointing.CheckpointMismatchError as e:
-    raise checkpointing.CheckpointMismatchError(
+    warm_start.initialize_from_checkpoint(teacher, path, '.*')
+  except CheckpointMismatchError as e:
+    raise CheckpointMismatchError(
         f'The teacher {path} does not fit the architecture in its flags.json, or has another '
         f'number of classes than the student ({num_classes}): {e}') from e
   teacher.trainable = False

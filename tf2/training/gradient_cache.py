@@ -32,11 +32,10 @@ every replica once, and L in step 2 is the memory's loss against them
 (`memory.memory_nt_xent_loss`); after the update the momentum weights move
 and the keys are enqueued, as in the unchunked step.
 
-Batch norm: statistics are those of each micro-batch (with global BN, of the
-same micro-batch of every replica), the same in both passes, so the gradient
-is exact for that network; with BN frozen, or with M equal to the per-replica
-batch, it is the full batch's. Moving averages advance once per step, by the
-mean of the micro-batches' statistics: each chunk's update is recorded in a
+Batch norm sees each micro-batch, the same in both passes, so the gradient is
+exact for that network (what that changes for the user, and when it is the
+full batch's gradient: docs/usage.md#large-batches-on-little-memory). Moving
+averages advance once per step: each chunk's update is recorded in a
 `keras.StatelessScope` instead of applied, and their mean is assigned at the
 end, which with one chunk is the unchunked step's update. The momentum
 network's moving averages advance the same way, by its pass 0.
@@ -54,17 +53,15 @@ import keras
 import tensorflow as tf
 
 from tf2.dtypes import state_dtype
-from tf2.training import memory
-
-# Metrics that are means over examples: each chunk contributes its share.
-EXAMPLE_METRICS = ('distill_loss', 'teacher_agreement', 'supervised_loss', 'supervised_acc')
+from tf2.errors import ConfigError
+from tf2.training import objective as objective_lib
 
 
 def check_microbatch_size(microbatch_size, global_batch, replicas):
-  """Number of chunks per replica; raises ValueError unless M divides the per-replica batch."""
+  """Number of chunks per replica; ConfigError unless M divides the per-replica batch."""
   per_replica, remainder = divmod(global_batch, replicas)
   if remainder or per_replica % microbatch_size:
-    raise ValueError(
+    raise ConfigError(
         f'--microbatch_size={microbatch_size} must divide the per-replica batch: '
         f'--train_batch_size={global_batch} over {replicas} replica(s) is '
         f'{global_batch / replicas:g} images each. Choose a --microbatch_size that divides '
@@ -87,30 +84,30 @@ def chunks_major(hidden, chunks):
 
 
 class GradientCache:
-  """The micro-batched step of a `TrainStep` (its model, losses, optimizer, strategy)."""
+  """The micro-batched step: `model` trained under `strategy` on `objective`, its
+  gradients given to `update`, its batch augmented by `augment` first; `momentum`:
+  the `memory.MomentumEncoder` of --memory_size."""
 
-  def __init__(self, trainer):
-    cfg = trainer.config
-    self.trainer = trainer
-    self.model = trainer.model
-    self.strategy = trainer.strategy
-    self.microbatch_size = cfg.microbatch_size
+  def __init__(self, config, model, strategy, objective, update, augment, momentum=None):
+    self.model, self.strategy, self.objective = model, strategy, objective
+    self.update, self.augment, self.momentum = update, augment, momentum
+    self.microbatch_size = config.microbatch_size
     self.replicas = self.strategy.num_replicas_in_sync
-    self.chunks = check_microbatch_size(cfg.microbatch_size, cfg.train_batch_size,
+    self.chunks = check_microbatch_size(config.microbatch_size, config.train_batch_size,
                                         self.replicas)
-    self.contrastive = cfg.train_mode == 'pretrain'
-    self.ema_model = trainer.ema_model
+    self.contrastive = objective.contrastive
+    self.ema_model = momentum.ema_model if momentum else None
     logging.info('Micro-batches: %d chunk(s) of %d images per replica and step (%s).',
                  self.chunks, self.microbatch_size,
                  'gradient caching' if self.contrastive else 'gradient accumulation')
-    self.example_metrics = [n for n in trainer.metric_names if n in EXAMPLE_METRICS]
+    self.example_metrics = objective.example_metric_names
     # Losses and metrics accumulate in the dtype losses are computed in.
-    self.dtype = state_dtype(cfg.precision)
+    self.dtype = state_dtype(config.precision)
     # Filled when pass 2 is traced, read when the update is traced after it.
     self._has_gradient = None
     self._updated_state = None
     self._ema_updated = None  # Filled when pass 0 is traced.
-    wrap = (lambda fn: tf.function(fn, jit_compile=True)) if cfg.jit_compile else (lambda fn: fn)
+    wrap = (lambda fn: tf.function(fn, jit_compile=True)) if config.jit_compile else (lambda fn: fn)
     if self.contrastive:
       self.cache_shape = [self.chunks] + self.model.projection_shape(self.microbatch_size)
     self._make_accumulators()
@@ -146,10 +143,8 @@ class GradientCache:
     return run(self._apply, (accumulated, metrics, global_keys))
 
   def prepare(self, images, labels):
-    """Augments on the device once for the step (as the model would in training), then chunks:
-    [B, ...] -> [C, M, ...]."""
-    if self.model.augments_when_training:
-      images = self.model.device_augment(images)
+    """Augments on the device once for the step, then chunks: [B, ...] -> [C, M, ...]."""
+    images = self.augment(images)
     m = self.microbatch_size
     return (tf.reshape(images, [self.chunks, m] + images.shape[1:].as_list()),
             tf.reshape(labels, [self.chunks, m] + labels.shape[1:].as_list()))
@@ -157,7 +152,7 @@ class GradientCache:
   def _projections(self, chunk):
     """Projections of one chunk in training mode, leaving every variable as it was."""
     with keras.StatelessScope():
-      return self.model(chunk, training=True, apply_device_augment=False)['proj_head_output']
+      return self.model(chunk, training=True)['proj_head_output']
 
   def start_keys(self):
     """Zeroes the momentum network's BN sums; returns pass 0's empty key cache."""
@@ -169,8 +164,7 @@ class GradientCache:
     updates are summed, not applied."""
     state = _statistics(self.ema_model)
     with keras.StatelessScope() as scope:
-      k = self.ema_model(tf.gather(images, c), training=True,
-                         apply_device_augment=False)['proj_head_output']
+      k = self.ema_model(tf.gather(images, c), training=True)['proj_head_output']
       updates = _recorded_updates(scope, state)
     self._ema_updated = [u is not None for u in updates]
     _add(self._ema_state_sums, updates)
@@ -178,7 +172,7 @@ class GradientCache:
 
   def gather_keys(self, keys):
     """The global batch's keys (`memory.gather_keys`) from pass 0's cache."""
-    return memory.gather_keys(views_major(keys), self.trainer.config.hidden_norm)
+    return self.momentum.gather(views_major(keys))
 
   def empty_cache(self):
     """Pass 1's [C, 2M, d] cache of projections, zeros until each chunk is written."""
@@ -196,7 +190,7 @@ class GradientCache:
     hidden = views_major(cache)
     with tf.GradientTape() as tape:
       tape.watch(hidden)
-      loss, metrics = self.trainer.contrastive_loss(hidden, global_keys)
+      loss, metrics = self.objective.contrastive_loss(hidden, global_keys)
       scaled = loss / self.replicas
     return chunks_major(tape.gradient(scaled, hidden), self.chunks), metrics
 
@@ -231,8 +225,8 @@ class GradientCache:
     share = 1.0 / self.chunks
     with keras.StatelessScope() as scope:
       with tf.GradientTape() as tape:
-        outputs = self.model(chunk, training=True, apply_device_augment=False)
-        example_loss, example_metrics = self.trainer.example_losses(
+        outputs = self.model(chunk, training=True)
+        example_loss, example_metrics = self.objective.example_losses(
             outputs, chunk, tf.gather(labels, c))
         surrogate = example_loss * share / self.replicas
         if cached is not None:
@@ -251,36 +245,28 @@ class GradientCache:
                     for name in self.example_metrics}}
 
   def apply(self, accumulated, contrastive_metrics, global_keys=None):
-    """Weight decay, one optimizer update, the mean BN update (and with the memory the
-    momentum update, the momentum network's mean BN update and the enqueue); returns the
-    step's metrics."""
+    """Weight decay, the update (`update.Update`), the mean BN updates of the online (and
+    momentum) network; returns the step's metrics."""
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
-      wd = self.trainer.weight_decay()
+      wd = self.objective.weight_decay(variables)
       scaled = wd / self.replicas
     wd_grads = tape.gradient(scaled, variables) if variables else []
-    pairs = []
-    for v, total, has, g_wd in zip(variables, self._grad_sums, self._has_gradient, wd_grads):
+    grads = []
+    for total, has, g_wd in zip(self._grad_sums, self._has_gradient, wd_grads):
       g = total.read_value() if has else None
       if g_wd is not None:
         g = g_wd if g is None else g + g_wd
-      if g is not None:
-        pairs.append((g, v))
-    self.trainer.optimizer.apply_gradients(pairs)
+      grads.append(g)
+    self.update(grads, variables, global_keys)
     _assign_means(_statistics(self.model), self._state_sums, self._updated_state, self.chunks)
     if self.ema_model is not None:
-      memory.momentum_update(*self.trainer.momentum_pairs, self.trainer.config.momentum_decay)
       _assign_means(_statistics(self.ema_model), self._ema_state_sums, self._ema_updated,
                     self.chunks)
-      self.trainer.memory.enqueue(global_keys)
-    metrics = dict(contrastive_metrics, **accumulated['metrics'])
-    loss = 0.0
-    if self.contrastive:
-      loss += tf.cast(metrics['contrast_loss'], self.dtype)
-    loss += accumulated['loss']
-    loss += tf.cast(wd, self.dtype)
-    metrics.update(weight_decay=wd, total_loss=loss)
-    return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+    _, metrics = self.objective.total(contrastive_metrics.get('contrast_loss'),
+                                      accumulated['loss'], wd,
+                                      dict(contrastive_metrics, **accumulated['metrics']))
+    return objective_lib.reported(metrics)
 
 
 def _statistics(model):

@@ -22,10 +22,11 @@ import signal
 from absl import logging
 import tensorflow as tf
 
-from tf2.training import checkpointing
 from tf2.data import input_pipeline
+from tf2.errors import DivergenceError
 from tf2.training import lr_schedule
 from tf2.training import memory
+from tf2.training import resume
 from tf2.training.pacing import LoopPacer
 from tf2.training.progress import Progress
 from tf2.training.train_step import TrainStep
@@ -66,61 +67,13 @@ def _raise_interrupted(signum, frame):
   raise Interrupted(f'signal {signum}')
 
 
-def restore_or_initialize(config, model, optimizer, manager, restore_dir=None):
-  """Resumes from the latest checkpoint (of `restore_dir`, else the manager's
-  directory), or initialises from --checkpoint.
-
-  Returns the step the run starts at.
-  """
-  directory = restore_dir or manager.directory
-  candidates = checkpointing.checkpoints_newest_first(directory)
-  latest = resume_from(manager.checkpoint, candidates)
-  if latest:
-    if config.checkpoint:
-      logging.warning('--checkpoint=%s is not used: --model_dir already holds %s and the run '
-                      'resumes from it (as the original does). Use a new --model_dir to start '
-                      'from --checkpoint.', config.checkpoint, latest)
-  elif candidates:
-    raise checkpointing.CheckpointMismatchError(
-        f'None of the checkpoints listed in {directory}/checkpoint can be read '
-        f'({", ".join(candidates)}): they are missing, truncated or damaged. Use a new '
-        '--model_dir (or restore the files from a backup).')
-  elif config.checkpoint:
-    checkpointing.initialize_from_checkpoint(model, config.checkpoint, config.variable_schema,
-                                             global_step=optimizer.iterations)
-    if config.zero_init_logits_layer:
-      checkpointing.zero_init_logits(model)
-  return int(optimizer.iterations.numpy())
-
-
-def resume_from(checkpoint, candidates):
-  """Restores the newest readable checkpoint of `candidates` (newest first); returns its
-  path, or None. A damaged or vanished one is skipped with a warning, so a run whose
-  last checkpoint was cut short resumes from the one before."""
-  for path in candidates:
-    try:
-      checkpoint.restore(path).assert_existing_objects_matched()
-    except checkpointing.DAMAGED_ERRORS as e:
-      logging.warning('Cannot read %s (%s: %s): trying the checkpoint before it.', path,
-                      type(e).__name__, checkpointing.first_line(e))
-      continue
-    except (AssertionError, ValueError) as e:
-      raise checkpointing.CheckpointMismatchError(
-          f'{path} in --model_dir does not fit the model being built (another '
-          f'architecture, training mode or --memory_size?): {e}. Use a new --model_dir.') from e
-    logging.info('Resuming from %s', path)
-    return path
-  return None
-
-
-def write_image_summaries(config, source, writer, step, model, count=3):
+def write_image_summaries(config, source, writer, step, augment, count=3):
   """A few augmented training inputs (each view separately), with the augmentations the
-  model makes on the device (blur, --color_jitter_on_device)."""
+  step makes on the device (`augment`: blur, --color_jitter_on_device)."""
   input_fn = input_pipeline.make_input_fn(source, config, is_training=True,
                                           global_batch_size=count)
   images, _ = next(iter(input_fn()))
-  if model.augments_when_training:
-    images = model.device_augment(images)
+  images = augment(images)
   views = tf.split(images, images.shape[-1] // 3, axis=-1)
   with writer.as_default():
     for i, view in enumerate(views):
@@ -128,7 +81,7 @@ def write_image_summaries(config, source, writer, step, model, count=3):
 
 
 def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=None,
-          on_checkpoint=None, teacher=None, restore_dir=None, ema_model=None):
+          on_checkpoint=None, teacher=None, restore_dir=None, ema_model=None, trainer=None):
   """Trains until `train_steps`; returns the final step.
 
   `on_checkpoint(step)` runs after every checkpoint, and before the first step
@@ -137,15 +90,17 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   when it is not `model_dir` (a non-chief worker resumes from the chief's).
   `ema_model`: the momentum network of --memory_size (a built SimCLRModel); a
   run that does not resume starts it as a copy of `model` once initialised.
+  `trainer`: a `TrainStep` of these (default: made here), for callers that
+  inspect its traces.
   """
   plan = make_plan(config, source.num_examples(config.train_split))
   schedule = lr_schedule.schedule_from_config(config, plan.num_examples)
-  trainer = TrainStep(config, model, optimizer, strategy, teacher, ema_model)
+  trainer = trainer or TrainStep(config, model, optimizer, strategy, teacher, ema_model)
   trainer.build_optimizer_state()
-  manager = checkpointing.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max,
-                                       **trainer.checkpointed())
-  resumes = bool(checkpointing.checkpoints_newest_first(restore_dir or model_dir))
-  step = restore_or_initialize(config, model, optimizer, manager, restore_dir)
+  manager = resume.make_manager(model, optimizer, model_dir, config.keep_checkpoint_max,
+                                **trainer.checkpointed())
+  resumes = bool(resume.checkpoints_newest_first(restore_dir or model_dir))
+  step = resume.restore_or_initialize(config, model, optimizer, manager, restore_dir)
   if ema_model is not None and not resumes:
     memory.start_as(ema_model, model)
   logging.info('Training %s from step %d to %d: %d examples, %d steps per epoch, '
@@ -157,7 +112,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     return step
   writer = tf.summary.create_file_writer(model_dir)
   if config.train_summary_steps > 0:
-    write_image_summaries(config, source, writer, step, model)
+    write_image_summaries(config, source, writer, step, trainer.augment)
   dataset = input_pipeline.distributed_dataset(strategy, source, config, is_training=True,
                                                through_service=True)
   iterator = iter(dataset)
@@ -180,7 +135,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
                else nonfinite(trainer.state_variables()))
         what = (f'{len(bad)} weight(s) became NaN or infinite (first: {bad[0]})' if bad else
                 f'The loss became {metrics["total_loss"]}')
-        raise FloatingPointError(
+        raise DivergenceError(
             f'{what} between steps {step} and {stop}; nothing of it was saved, and the last '
             f'checkpoint ({manager.latest_checkpoint or "none yet"}) is intact. Lower '
             '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
@@ -197,7 +152,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
           tf.summary.scalar('learning_rate', schedule(step), step=step)
         writer.flush()
       if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
-        checkpointing.save(manager, step)
+        resume.save(manager, step)
         if on_checkpoint is not None:
           on_checkpoint(step)
       if on_loop_end is not None:
@@ -207,7 +162,7 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     if nonfinite(trainer.state_variables()):
       logging.warning('Interrupted at step %d with NaN/Inf weights: not saved.', step)
     elif manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f'-{step}'):
-      path = checkpointing.save(manager, step)
+      path = resume.save(manager, step)
       logging.warning('Interrupted at step %d: saved %s. Run the same command to resume.',
                       step, path)
     raise

@@ -137,3 +137,36 @@ def momentum_pairs(ema_model, model):
     raise ValueError(f'The momentum network lacks {sorted(missing)[:3]}: it must be built '
                      'from the same config as the online network.')
   return ema, [online[v.path] for v in ema]
+
+
+class MomentumEncoder:
+  """The momentum network and the memory of --memory_size, as a step uses them: the
+  keys of a batch, and what follows each optimizer update (the EMA, the enqueue).
+  The memory's variables are created under `strategy`'s scope (mirrored)."""
+
+  def __init__(self, ema_model, model, strategy, size, decay, hidden_norm, dtype=tf.float32):
+    self.ema_model = ema_model
+    self.pairs = momentum_pairs(ema_model, model)
+    dim = model.projection_shape(1)[-1]
+    with strategy.scope():
+      self.memory = NegativeMemory(size, dim, dtype)
+    self.decay = decay
+    self.hidden_norm = hidden_norm
+
+  def keys(self, images):
+    """The global batch's keys (`gather_keys`) of the momentum network on `images`
+    (training mode, as MoCo's key encoder)."""
+    return self.gather(self.ema_model(images, training=True)['proj_head_output'])
+
+  def gather(self, keys):
+    """`gather_keys` of this replica's momentum projections."""
+    return gather_keys(keys, self.hidden_norm)
+
+  def after_update(self, global_keys):
+    """The momentum weights move towards the online ones; the step's keys are enqueued."""
+    momentum_update(*self.pairs, self.decay)
+    self.memory.enqueue(global_keys)
+
+  def checkpointed(self):
+    """What checkpoints hold of it beside the online model."""
+    return {'ema_model': self.ema_model, 'memory': self.memory}

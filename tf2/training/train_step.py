@@ -1,52 +1,32 @@
 """One SimCLR training step per replica, and several of them per tf.function call.
 
-Per replica (original `run.py` single_step): forward both views, NT-Xent over
-the global batch (pretraining), cross-entropy of the supervised head
-(fine-tuning, or linear eval while pretraining on both views' labels), the
-explicit weight-decay term; the loss is divided by the number of replicas
-because gradients are summed across replicas when applied, so the applied
-gradient is that of the global-batch loss.
+Per replica (original `run.py` single_step): the device augmentations
+(`tf2/data/device_augment.py`), then with --memory_size the momentum
+network's keys (`memory.MomentumEncoder`), then both views through the model
+and the step's objective (`objective.py`) under a tape; the loss is divided
+by the number of replicas because gradients are summed across replicas when
+applied, so the applied gradient is that of the global-batch loss; the
+update follows (`update.py`).
 
 With --microbatch_size the step runs chunk by chunk instead, with the same
-losses (`gradient_cache.GradientCache`). With --memory_size the contrastive
-loss takes its keys from the momentum network and its extra negatives from
-the memory, both updated after the optimizer's step (`memory`).
+objective and update (`gradient_cache.GradientCache`).
 
 Metrics are not stateful Keras metrics: each step returns its replica-mean
 values and the multi-step loop returns their mean over the steps it ran.
 """
 import tensorflow as tf
 
-from tf2.training import distillation
+from tf2.data.device_augment import DeviceAugment
+from tf2.dtypes import state_dtype
 from tf2.training import memory
-from tf2.training import nt_xent
+from tf2.training import objective as objective_lib
 from tf2.training.gradient_cache import GradientCache
-from tf2.dtypes import at_least_float32, state_dtype
-from tf2.training.optimizers import weight_decay_loss
+from tf2.training.update import Update
 
 
 # Keys of the multi-step loop's result that are not metrics.
 STEPS = 'steps'
 ALL_FINITE = 'all_finite'
-
-
-def supervised_loss(labels, logits):
-  """Mean softmax cross-entropy for integer labels."""
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.cast(labels, tf.int32), logits=at_least_float32(logits)))
-
-
-def metric_names(config):
-  names = ['weight_decay', 'total_loss']
-  if config.train_mode == 'pretrain':
-    names += ['contrast_loss', 'contrast_acc', 'contrast_entropy']
-  if config.train_mode == 'distill':
-    names += ['distill_loss', 'teacher_agreement']
-    if config.distill_alpha > 0:
-      names += ['supervised_loss', 'supervised_acc']
-  elif config.has_supervised_head:
-    names += ['supervised_loss', 'supervised_acc']
-  return names
 
 
 class TrainStep:
@@ -57,26 +37,27 @@ class TrainStep:
       raise ValueError('A teacher model is needed exactly when --train_mode=distill.')
     if bool(config.memory_size) != (ema_model is not None):
       raise ValueError('A momentum (EMA) model is needed exactly when --memory_size is set.')
-    self.config = config
-    self.model = model
-    self.teacher = teacher
+    self.config, self.model, self.optimizer, self.strategy = config, model, optimizer, strategy
     self.ema_model = ema_model
-    self.memory = None
+    self.momentum = None
     if ema_model is not None:
-      self.momentum_pairs = memory.momentum_pairs(ema_model, model)
-      dim = model.projection_shape(1)[-1]
-      with strategy.scope():
-        self.memory = memory.NegativeMemory(config.memory_size, dim,
-                                            state_dtype(config.precision))
-    self.optimizer = optimizer
-    self.strategy = strategy
-    self.metric_names = metric_names(config)
+      self.momentum = memory.MomentumEncoder(ema_model, model, strategy, config.memory_size,
+                                             config.momentum_decay, config.hidden_norm,
+                                             state_dtype(config.precision))
+    self.memory = self.momentum.memory if self.momentum else None
+    self.augment = DeviceAugment(config)
+    self.objective = objective_lib.Objective(config, teacher, self.memory)
+    self.update = Update(optimizer, self.momentum)
+    self.metric_names = self.objective.metric_names
     step = self.replica_step
     if config.jit_compile:
       step = tf.function(step, jit_compile=True)
     self._compiled_replica_step = step
+    self._loop = None  # The multi-step loop, made by make_loop.
     # --microbatch_size: the step runs chunk by chunk (gradient caching).
-    self.gradient_cache = GradientCache(self) if config.microbatch_size else None
+    self.gradient_cache = GradientCache(
+        config, model, strategy, self.objective, self.update, self.augment,
+        self.momentum) if config.microbatch_size else None
 
   def distributed_step(self, images, labels):
     """One training step from the cross-replica context; per-replica metrics."""
@@ -84,101 +65,16 @@ class TrainStep:
       return self.gradient_cache.step(images, labels)
     return self.strategy.run(self._compiled_replica_step, (images, labels))
 
-  def losses(self, images, labels, training=True, global_keys=None):
-    """Returns (total loss, metrics dict) for one replica's batch.
-
-    `global_keys`: the momentum network's keys (`memory.gather_keys`) of
-    `images`, already augmented on the device, with --memory_size.
-    """
-    outputs = self.model(images, training=training,
-                         apply_device_augment=False if global_keys is not None else None)
-    metrics = {}
-    loss = 0.0
-    if self.config.train_mode == 'pretrain':
-      con_loss, con_metrics = self.contrastive_loss(outputs['proj_head_output'], global_keys)
-      metrics.update(con_metrics)
-      loss += con_loss
-    example_loss, example_metrics = self.example_losses(outputs, images, labels)
-    metrics.update(example_metrics)
-    loss += example_loss
-    wd = self.weight_decay()
-    loss += wd
-    metrics.update(weight_decay=wd, total_loss=loss)
-    return loss, metrics
-
-  def contrastive_loss(self, projections, global_keys=None):
-    """(NT-Xent over the global batch, its metrics) for this replica's projections;
-    with `global_keys`, against those keys and the memory."""
-    cfg = self.config
-    if global_keys is None:
-      con_loss, logits_con, labels_con = nt_xent.nt_xent_loss(
-          projections, hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
-    else:
-      con_loss, logits_con, labels_con = memory.memory_nt_xent_loss(
-          projections, global_keys, self.memory.queue, self.memory.valid(),
-          hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
-    acc, entropy = nt_xent.contrastive_metrics(logits_con, labels_con)
-    return con_loss, dict(contrast_loss=con_loss, contrast_acc=acc, contrast_entropy=entropy)
-
-  def example_losses(self, outputs, images, labels):
-    """(loss, metrics) of the terms that are means over examples: the supervised
-    head's cross-entropy and distillation (0.0 and {} when there are none)."""
-    cfg = self.config
-    metrics = {}
-    loss = 0.0
-    if cfg.train_mode == 'distill':
-      logits = outputs['logits_sup']
-      teacher_logits = tf.stop_gradient(self.teacher(images, training=False)['logits_sup'])
-      dist_loss = distillation.distillation_loss(teacher_logits, logits,
-                                                 cfg.distill_temperature)
-      metrics.update(distill_loss=dist_loss,
-                     teacher_agreement=distillation.agreement(teacher_logits, logits))
-      loss += (1.0 - cfg.distill_alpha) * dist_loss
-      if cfg.distill_alpha > 0:
-        sup_loss = supervised_loss(labels, logits)
-        correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32), tf.cast(labels, tf.int32))
-        metrics.update(supervised_loss=sup_loss,
-                       supervised_acc=tf.reduce_mean(tf.cast(correct, sup_loss.dtype)))
-        loss += cfg.distill_alpha * sup_loss
-    elif 'logits_sup' in outputs:
-      logits = outputs['logits_sup']
-      views = logits.shape[0] // labels.shape[0] if labels.shape[0] else 1
-      sup_labels = tf.tile(labels, [views]) if views > 1 else labels
-      sup_loss = supervised_loss(sup_labels, logits)
-      correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32),
-                         tf.cast(sup_labels, tf.int32))
-      metrics.update(supervised_loss=sup_loss,
-                     supervised_acc=tf.reduce_mean(tf.cast(correct, sup_loss.dtype)))
-      loss += sup_loss
-    return loss, metrics
-
-  def weight_decay(self):
-    return weight_decay_loss(self.model.trainable_variables, self.config.optimizer,
-                             self.config.weight_decay)
-
   def replica_step(self, images, labels):
+    images = self.augment(images)
+    global_keys = self.momentum.keys(images) if self.momentum else None
     variables = self.model.trainable_variables
-    global_keys = None
-    if self.memory is not None:
-      images, global_keys = self.momentum_keys(images)
     with tf.GradientTape() as tape:
-      loss, metrics = self.losses(images, labels, global_keys=global_keys)
+      outputs = self.model(images, training=True)
+      loss, metrics = self.objective(outputs, images, labels, variables, global_keys)
       scaled_loss = loss / self.strategy.num_replicas_in_sync
-    grads = tape.gradient(scaled_loss, variables)
-    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-    self.optimizer.apply_gradients(pairs)
-    if self.memory is not None:
-      memory.momentum_update(*self.momentum_pairs, self.config.momentum_decay)
-      self.memory.enqueue(global_keys)
-    return {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
-
-  def momentum_keys(self, images):
-    """(images augmented on the device once if training does, the momentum network's global keys):
-    both networks must see the same views."""
-    if self.model.augments_when_training:
-      images = self.model.device_augment(images)
-    keys = self.ema_model(images, training=True, apply_device_augment=False)['proj_head_output']
-    return images, memory.gather_keys(keys, self.config.hidden_norm)
+    self.update(tape.gradient(scaled_loss, variables), variables, global_keys)
+    return objective_lib.reported(metrics)
 
   def state_variables(self):
     """Every variable a step writes besides the optimizer's: the model's and those
@@ -188,9 +84,7 @@ class TrainStep:
 
   def checkpointed(self):
     """The step's own state that checkpoints hold beside the model and optimizer."""
-    if self.memory is None:
-      return {}
-    return {'ema_model': self.ema_model, 'memory': self.memory}
+    return self.momentum.checkpointed() if self.momentum else {}
 
   def build_optimizer_state(self):
     """Creates the optimizer slots up front (not inside a replica context)."""
@@ -198,7 +92,8 @@ class TrainStep:
       self.optimizer.build(self.model.trainable_variables)
 
   def make_loop(self):
-    """tf.function(iterator, num_steps) -> metrics averaged over the steps run.
+    """tf.function(iterator, num_steps) -> metrics averaged over the steps run (made once;
+    later calls return the same function, so its traces are kept).
 
     `num_steps` is this process's proposal; the call runs the first replica's
     (the chief's), received by an all-reduce, so that every worker of a
@@ -208,6 +103,8 @@ class TrainStep:
     `state_variables` is finite after them: one device-side check instead of a
     host read of every variable after each call).
     """
+    if self._loop is not None:
+      return self._loop
     strategy = self.strategy
     names = self.metric_names
     variables = self.state_variables()
@@ -235,6 +132,7 @@ class TrainStep:
       result[ALL_FINITE] = tf.cast(all_finite(variables), tf.float32)
       return result
 
+    self._loop = loop
     return loop
 
 

@@ -1,21 +1,25 @@
-"""Training checkpoints, and initialising a model from another run's checkpoint.
+"""Warm start: a model's weights from another run, a converted release, or a teacher.
 
-Two ways a run gets weights (the original tf2 `try_restore_from_checkpoint`):
-
-1. Resume: `model_dir` holds checkpoints of this run (model, optimizer slots,
-   global step), written by `tf.train.CheckpointManager`; the latest one is
-   restored entirely.
-2. Initialise: otherwise `--checkpoint` (a directory, a checkpoint prefix or
-   an exported SavedModel) provides the variables whose *schema name* matches
-   `--variable_schema` (`re.match`, like the original's variable filter).
-   Schema names are the original's variable names: `base_model/...` for the
-   encoder, `head_contrastive/...`, `head_supervised/...`, and `global_step`;
-   e.g. `(?!global_step|(?:.*/|^)Momentum|head)` restores the encoder only.
-   The optimizer is never initialised from another run.
+A run that does not resume (`tf2/training/resume.py`) may start from
+`--checkpoint` (a directory, a checkpoint prefix or an exported SavedModel:
+another run of ours, or a released model after `python -m checkpoints.convert`),
+and `--train_mode=distill` loads its teacher the same way
+(`tf2/models/teacher.py`). The variables taken are those whose *schema name*
+matches `--variable_schema` (`re.match`, like the original's variable filter
+in its tf2 `try_restore_from_checkpoint`). Schema names are the original's
+variable names: `base_model/...` for the encoder, `head_contrastive/...`,
+`head_supervised/...`, and `global_step`; e.g.
+`(?!global_step|(?:.*/|^)Momentum|head)` restores the encoder only. The
+optimizer is never initialised from another run.
 
 A checkpoint that does not fit (a missing tensor or a shape that disagrees)
 raises `CheckpointMismatchError` naming the first bad variable and the flag
 that most likely differs; nothing is assigned in that case.
+
+Checkpoint keys are found by following object paths in the stored object
+graph (`SavedGraph`), never by spelling them: a training checkpoint stores
+each variable once under its shortest path, which may run through the
+optimizer.
 """
 import collections
 import os
@@ -26,40 +30,14 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from tf2.config import ConfigError
+from tf2.config import compile_schema
+from tf2.errors import CheckpointMismatchError, CheckpointNotFoundError
+from tf2.errors import first_line
 
-class CheckpointMismatchError(ValueError):
-  """A checkpoint whose variables do not fit the model being built."""
-
-
-class CheckpointWriteError(OSError):
-  """A checkpoint could not be written (full disk, read-only directory)."""
-
-
-# What reading a truncated or damaged checkpoint raises (IndexError: a short read).
-DAMAGED_ERRORS = (tf.errors.DataLossError, tf.errors.OutOfRangeError,
-                  tf.errors.InvalidArgumentError, tf.errors.NotFoundError, IndexError)
-
-
-def first_line(error, limit=300):
-  """The informative first line of an error (past TensorFlow's 'Graph execution error:')."""
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  useful = [line for line in lines
-            if not line.startswith(('Graph execution error', 'Detected at node', 'File "'))]
-  return (useful or lines or [type(error).__name__])[0][:limit]
-
-
-def checkpoints_newest_first(directory):
-  """The checkpoints that `directory`'s checkpoint state lists, newest first."""
-  state = tf.train.get_checkpoint_state(directory)
-  if state is None:
-    return []
-  paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-  if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
-    paths.append(state.model_checkpoint_path)
-  paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
-  return sorted(paths, key=lambda p: int(p.rsplit('-', 1)[1]) if p.rsplit('-', 1)[1].isdigit()
-                else -1, reverse=True)
+# What reading a missing, truncated or damaged checkpoint raises: TensorFlow's errors
+# (DataLoss, OutOfRange, InvalidArgument, NotFound, and a bare OpError for an index file
+# too short to be an sstable) and IndexError for a short read.
+DAMAGED_ERRORS = (tf.errors.OpError, IndexError)
 
 
 def damaged_error(prefix, error):
@@ -67,18 +45,6 @@ def damaged_error(prefix, error):
       f'{prefix} cannot be read whole ({type(error).__name__}: {first_line(error)}): the '
       'checkpoint is truncated or damaged (a copy or download cut short?). Copy it again; '
       'nothing was assigned.')
-
-
-def save(manager, step):
-  """manager.save, with a CheckpointWriteError that says what is still safe."""
-  try:
-    return manager.save(checkpoint_number=step)
-  except (tf.errors.OpError, OSError) as e:
-    raise CheckpointWriteError(
-        f'Writing the checkpoint of step {step} to {manager.directory} failed '
-        f'({type(e).__name__}: {first_line(e)}): is the disk full or the directory read-only? '
-        f'The last complete checkpoint, {manager.latest_checkpoint or "none yet"}, is intact: '
-        'free some space and run the same command to resume from it.') from e
 
 
 def schema_name(variable):
@@ -89,16 +55,6 @@ def schema_name(variable):
   if path.startswith('resnet/'):
     path = 'base_model/' + path[len('resnet/'):]
   return path
-
-
-def compile_schema(schema):
-  """The original's default '?!global_step' is not a valid regex: read it as '(?!global_step)'."""
-  try:
-    return re.compile(schema)
-  except re.error:
-    if schema.startswith('?'):
-      return re.compile('(' + schema + ')')
-    raise ConfigError(f'--variable_schema={schema!r} is not a valid regular expression.')
 
 
 def object_paths(root):
@@ -177,13 +133,13 @@ def resolve_checkpoint_path(path):
       step = lambda p: int(re.search(r'(\d*)$', p).group(1) or -1)
       latest = max(prefixes, key=step) if prefixes else None
     if latest is None:
-      raise FileNotFoundError(
+      raise CheckpointNotFoundError(
           f'{path} is a directory without a checkpoint (no *.index file) and is not a '
           f'SavedModel. Pass a checkpoint prefix such as {path}/ckpt-100, or the '
           'saved_model/<step> directory of an export.')
     return latest
   if not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'{path}: no such checkpoint ({path}.index is missing).')
+    raise CheckpointNotFoundError(f'{path}: no such checkpoint ({path}.index is missing).')
   return path
 
 
@@ -221,7 +177,7 @@ def initialize_from_checkpoint(model, path, variable_schema='.*', global_step=No
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     graph = SavedGraph(reader)
-  except DAMAGED_ERRORS + (tf.errors.OpError,) as e:
+  except DAMAGED_ERRORS as e:
     raise damaged_error(prefix, e) from e
   pattern = compile_schema(variable_schema)
   every = model_variable_paths(model)
@@ -253,7 +209,7 @@ def initialize_from_checkpoint(model, path, variable_schema='.*', global_step=No
           f'was made for a deeper or different encoder; check {flag_hint(extra[0])}.')
   try:  # Read everything before assigning anything.
     values = [reader.get_tensor(key) for _, _, key, _ in selected]
-  except DAMAGED_ERRORS + (tf.errors.OpError,) as e:
+  except DAMAGED_ERRORS as e:
     raise damaged_error(prefix, e) from e
   for (_, variable, _, _), value in zip(selected, values):
     variable.assign(tf.cast(value, variable.dtype))
@@ -274,15 +230,3 @@ def zero_init_logits(model):
     return
   for variable in model.supervised_head.trainable_variables:
     variable.assign(tf.zeros_like(variable))
-
-
-def training_checkpoint(model, optimizer, **extras):
-  """What a run saves: the model, the optimizer, the step, and `extras` (the
-  momentum network and the memory of --memory_size, `TrainStep.checkpointed`)."""
-  return tf.train.Checkpoint(model=model, optimizer=optimizer,
-                             global_step=optimizer.iterations, **extras)
-
-
-def make_manager(model, optimizer, model_dir, max_to_keep, **extras):
-  return tf.train.CheckpointManager(training_checkpoint(model, optimizer, **extras), model_dir,
-                                    max_to_keep=max_to_keep)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf2.training import checkpointing
-from tf2.config import Config, ConfigError
+from tf2.config import Config, compile_schema
+from tf2.errors import CheckpointMismatchError, ConfigError
+from tf2.models import warm_start
 from tf2.models.model import SimCLRModel
 
 BASE = Config(resnet_depth=18, image_size=32, use_tpu=False, global_bn=False)
@@ -30,12 +31,12 @@ def pretrained(tmp_path_factory):
 
 
 def values(model, prefix):
-  return {checkpointing.schema_name(v): v.numpy() for v in model.variables
-          if checkpointing.schema_name(v).startswith(prefix)}
+  return {warm_start.schema_name(v): v.numpy() for v in model.variables
+          if warm_start.schema_name(v).startswith(prefix)}
 
 
 def test_schema_names_are_the_originals():
-  names = [checkpointing.schema_name(v) for v in model_for(BASE).variables]
+  names = [warm_start.schema_name(v) for v in model_for(BASE).variables]
   assert names[0] == 'base_model/stem/conv_0/conv2d/kernel'
   assert 'head_supervised/linear_layer/dense/kernel' in names
   assert any(n.startswith('head_contrastive/nl_0/') for n in names)
@@ -44,11 +45,11 @@ def test_schema_names_are_the_originals():
 
 
 def test_default_schema_of_the_original_is_read_as_a_lookahead():
-  pattern = checkpointing.compile_schema('?!global_step')
+  pattern = compile_schema('?!global_step')
   assert pattern.match('base_model/stem/conv_0/conv2d/kernel')
   assert not pattern.match('global_step')
   with pytest.raises(ConfigError, match='variable_schema'):
-    checkpointing.compile_schema('(unclosed')
+    compile_schema('(unclosed')
 
 
 def test_finetune_schema_restores_the_encoder_and_not_the_heads(pretrained):
@@ -57,9 +58,9 @@ def test_finetune_schema_restores_the_encoder_and_not_the_heads(pretrained):
   model = model_for(config)
   step = tf.Variable(0, dtype=tf.int64)
   fresh_heads = values(model, 'head_contrastive')
-  restored = checkpointing.initialize_from_checkpoint(model, directory, FINETUNE_SCHEMA,
+  restored = warm_start.initialize_from_checkpoint(model, directory, FINETUNE_SCHEMA,
                                                       global_step=step)
-  checkpointing.zero_init_logits(model)
+  warm_start.zero_init_logits(model)
   assert restored and all(n.startswith('base_model/') for n in restored)
   want, got = values(source, 'base_model/'), values(model, 'base_model/')
   assert want.keys() == got.keys()
@@ -77,7 +78,7 @@ def test_everything_and_the_step_with_a_catch_all_schema(pretrained):
   source, directory = pretrained
   model = model_for(BASE)
   step = tf.Variable(0, dtype=tf.int64)
-  checkpointing.initialize_from_checkpoint(model, directory, '.*', global_step=step)
+  warm_start.initialize_from_checkpoint(model, directory, '.*', global_step=step)
   for a, b in zip(source.variables, model.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   assert int(step.numpy()) == 7
@@ -87,12 +88,12 @@ def test_a_checkpoint_prefix_and_a_saved_model_are_accepted(pretrained, tmp_path
   source, directory = pretrained
   prefix = tf.train.latest_checkpoint(directory)
   model = model_for(BASE)
-  checkpointing.initialize_from_checkpoint(model, prefix, '.*')
+  warm_start.initialize_from_checkpoint(model, prefix, '.*')
   np.testing.assert_array_equal(model.variables[0].numpy(), source.variables[0].numpy())
   from tf2 import export  # pylint: disable=g-import-not-at-top
   saved = export.export_saved_model(source, str(tmp_path), 3)
   model = model_for(BASE)
-  checkpointing.initialize_from_checkpoint(model, saved, FINETUNE_SCHEMA)
+  warm_start.initialize_from_checkpoint(model, saved, FINETUNE_SCHEMA)
   np.testing.assert_array_equal(model.variables[0].numpy(), source.variables[0].numpy())
 
 
@@ -106,8 +107,8 @@ def test_mismatch_names_the_first_bad_variable_and_the_flag(pretrained, change, 
   _, directory = pretrained
   model = model_for(BASE.replace(**change))
   before = [v.numpy() for v in model.variables]
-  with pytest.raises(checkpointing.CheckpointMismatchError, match=message):
-    checkpointing.initialize_from_checkpoint(model, directory, '.*')
+  with pytest.raises(CheckpointMismatchError, match=message):
+    warm_start.initialize_from_checkpoint(model, directory, '.*')
   for a, b in zip(before, model.variables):  # Nothing assigned.
     np.testing.assert_array_equal(a, b.numpy())
 
@@ -115,27 +116,27 @@ def test_mismatch_names_the_first_bad_variable_and_the_flag(pretrained, change, 
 def test_a_shallower_model_is_told_about_the_extra_encoder_tensors(tmp_path):
   deep = model_for(BASE.replace(resnet_depth=34))
   tf.train.Checkpoint(model=deep).save(str(tmp_path / 'ckpt'))
-  with pytest.raises(checkpointing.CheckpointMismatchError, match='resnet_depth'):
-    checkpointing.initialize_from_checkpoint(model_for(BASE), str(tmp_path), FINETUNE_SCHEMA)
+  with pytest.raises(CheckpointMismatchError, match='resnet_depth'):
+    warm_start.initialize_from_checkpoint(model_for(BASE), str(tmp_path), FINETUNE_SCHEMA)
 
 
 def test_selective_kernels_are_detected(tmp_path):
   plain = BASE.replace(resnet_depth=50, image_size=64, resnet_base_width=8)
   tf.train.Checkpoint(model=model_for(plain)).save(str(tmp_path / 'ckpt'))
-  with pytest.raises(checkpointing.CheckpointMismatchError, match='stem.*--sk_ratio'):
-    checkpointing.initialize_from_checkpoint(model_for(plain.replace(sk_ratio=0.0625)),
+  with pytest.raises(CheckpointMismatchError, match='stem.*--sk_ratio'):
+    warm_start.initialize_from_checkpoint(model_for(plain.replace(sk_ratio=0.0625)),
                                              str(tmp_path), '.*')
 
 
 def test_class_count_mismatch_points_at_the_schema(pretrained):
   _, directory = pretrained
   model = model_for(BASE.replace(train_mode='finetune'), num_classes=100)
-  with pytest.raises(checkpointing.CheckpointMismatchError, match='head_supervised'):
-    checkpointing.initialize_from_checkpoint(model, directory, '?!global_step')
+  with pytest.raises(CheckpointMismatchError, match='head_supervised'):
+    warm_start.initialize_from_checkpoint(model, directory, '?!global_step')
 
 
 def test_missing_checkpoint_says_what_to_pass(tmp_path):
   with pytest.raises(FileNotFoundError, match='checkpoint prefix'):
-    checkpointing.resolve_checkpoint_path(str(tmp_path))
+    warm_start.resolve_checkpoint_path(str(tmp_path))
   with pytest.raises(FileNotFoundError, match='no such checkpoint'):
-    checkpointing.resolve_checkpoint_path(str(tmp_path / 'ckpt-3'))
+    warm_start.resolve_checkpoint_path(str(tmp_path / 'ckpt-3'))

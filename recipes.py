@@ -1,17 +1,30 @@
-"""The commands that README.md and docs/ show, read from the pages themselves.
+"""The documented runs, defined once: the commands README.md and docs/ show, read from
+the pages themselves, and the named recipes that benchmarks and tests start from.
 
-Tests (and `benchmarks/side_by_side.py`) take their commands from here rather
-than from copies, so the command a reader pastes is the command that is tested.
-A page is named by its file (`README.md`, `usage.md` for docs/usage.md) and a
-section by its heading's text; a section runs to the next heading of the same
-or a higher level. Commands are the lines of its shell blocks: fenced blocks
-without a language or marked sh/bash/shell (```python is code, ```text output).
+A recipe is read from its one home, never copied:
+- `cifar10_pretrain`, `cifar10_finetune`: the original README's CIFAR-10
+  commands, the fenced block of docs/usage.md's section "CIFAR-10";
+- `quickstart`: flagfiles/quickstart.cfg.
+
+    recipes.flags_of('cifar10_pretrain', train_batch_size=128)  # run.py's flags (a list)
+    recipes.config('cifar10_pretrain', train_batch_size=128)    # a tf2.config.Config
+
+`flags_of` puts each override in place of the recipe's flag (or appends it),
+for a command line; `config` parses the recipe's flags with run.py's own
+(`config_of`), then replaces the overrides' fields. So the command a reader
+pastes is the command that is measured and tested.
+
+The docs' commands: a page is named by its file (`README.md`, `usage.md` for
+docs/usage.md) and a section by its heading's text; a section runs to the
+next heading of the same or a higher level. Commands are the lines of its
+shell blocks: fenced blocks without a language or marked sh/bash/shell
+(```python is code, ```text output).
 """
 import os
 import re
 import shlex
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(ROOT, 'docs')
 
 _HEADING = re.compile(r'^(#{1,6})\s+(.*?)\s*#*\s*$')
@@ -136,3 +149,48 @@ def flagfile(path):
 def expanded(command):
   """`command` as one shell-quoted line with its flagfiles expanded (for test_run.parse)."""
   return shlex.join(argv(command))
+
+
+# The named recipes and where each is written: (page, section, which run.py command of
+# it), or a flagfile.
+RECIPES = {
+    'cifar10_pretrain': ('usage.md', 'CIFAR-10', 0),
+    'cifar10_finetune': ('usage.md', 'CIFAR-10', 1),
+    'quickstart': 'flagfiles/quickstart.cfg',
+}
+
+
+def flags_of(name, **overrides):
+  """run.py's flags of recipe `name` (the words after `run.py`, each `--flag=value`);
+  each override `flag=value` replaces the recipe's `--flag=...` where it stands, or
+  is appended."""
+  home = RECIPES[name]
+  if isinstance(home, str):
+    words = flagfile(home)
+  else:
+    page, title, index = home
+    words = argv(run_commands(section(page, title))[index])[1:]
+  given = {key: f'--{key}={value}' for key, value in overrides.items()}
+  out = [given.pop(_flag_name(word), word) for word in words]
+  return out + list(given.values())
+
+
+def _flag_name(word):
+  return word[2:].split('=', 1)[0] if word.startswith('--') else None
+
+
+def config_of(words):
+  """The Config of run.py's argv `words` (`words[0]` the program), parsed by a fresh
+  set of run.py's own flags, as run.py parses its command line."""
+  # Imported here: reading the docs needs neither absl nor run.py.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  import run  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FlagValues()
+  run.define_flags(flag_values)
+  flag_values(list(words))
+  return run.config_from_flags(flag_values)
+
+
+def config(name, **overrides):
+  """Recipe `name` as a Config, with `overrides` (Config fields) replaced."""
+  return config_of(['run.py'] + flags_of(name)).replace(**overrides)

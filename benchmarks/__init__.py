@@ -1,0 +1,1 @@
+"""Benchmarks behind the figures of docs/performance.md: `python -m benchmarks.NAME --help`."""
