@@ -28,6 +28,8 @@ _ENUMS = {
     'proj_head_mode': config_lib.PROJ_HEAD_MODES,
     'color_jitter_impl': config_lib.COLOR_JITTER_IMPLS,
     'precision': config_lib.PRECISIONS,
+    'contrastive_loss': config_lib.CONTRASTIVE_LOSSES,
+    'gcl_distribution': config_lib.GCL_DISTRIBUTIONS,
 }
 
 

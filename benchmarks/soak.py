@@ -83,7 +83,7 @@ def main():
        f'--train_steps={args.steps}', '--use_blur=False', '--use_tpu=False',
        f'--model_dir={args.model_dir}'],
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  monitor = knn.KnnMonitor(config, model, strategy, source)
+  monitor = knn.KnnMonitor(config, model, strategy, source, config.checkpoint_steps)
   evaluator = evaluate.Evaluator(config, model, strategy)
   samples = []  # (step, own RSS, watcher RSS)
   start = time.time()

@@ -19,6 +19,10 @@
 - SIMCLR_TEST_REPLICAS=N: the CPU split into N logical devices and the run on a
   MirroredStrategy over them (what several GPUs give), for the checks that
   need several replicas in one process;
+- SIMCLR_TEST_OFFLINE=1: every connection off the loopback address fails, as on a
+  machine without the network;
+- SIMCLR_TEST_CIFAR10='URL SIZE SHA256': TFDS's cifar10 builder downloads from URL
+  (tests/tfds_server.py), registered with that size and checksum;
 - SIMCLR_TEST_KILL_AT_SAVE=N: SIGKILL itself inside the N-th checkpoint save
   of the process, after the files are written and before the checkpoint
   state names them (a kill in the middle of a checkpoint write).
@@ -134,6 +138,19 @@ def main():
                        (int(os.environ['SIMCLR_TEST_FILE_SIZE_LIMIT']),
                         resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
   run_flags = sys.argv[3:]
+  if os.environ.get('SIMCLR_TEST_OFFLINE'):
+    real_connect = socket.create_connection
+
+    def loopback_only(address, *args, **kwargs):
+      if address[0] not in ('127.0.0.1', 'localhost'):
+        raise socket.gaierror(-2, 'Name or service not known')
+      return real_connect(address, *args, **kwargs)
+
+    socket.create_connection = loopback_only
+  if os.environ.get('SIMCLR_TEST_CIFAR10'):
+    import tfds_server  # pylint: disable=g-import-not-at-top
+    url, size, checksum = os.environ['SIMCLR_TEST_CIFAR10'].split()
+    tfds_server.redirect_cifar10(url, int(size), checksum, setattr)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   replicas = int(os.environ.get('SIMCLR_TEST_REPLICAS', 0))
   if replicas:

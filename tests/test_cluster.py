@@ -34,13 +34,13 @@ FLAGS = ['--dataset=shapes', f'--image_size={harness.IMAGE_SIZE}',
 TIMEOUT = 240
 
 
-def start_workers(out_dir, flags, step_seconds=0.0):
-  """Two worker processes on 127.0.0.1 (worker 0 is the chief)."""
+def start_workers(out_dir, flags, step_seconds=0.0, **env):
+  """Two worker processes on 127.0.0.1 (worker 0 is the chief); `env`: harness hooks."""
   ports = harness.free_ports(2)
   cluster_spec = {'worker': [f'127.0.0.1:{p}' for p in ports]}
   return [harness.start(out_dir, FLAGS + flags,
                         {'cluster': cluster_spec, 'task': {'type': 'worker', 'index': i}},
-                        SIMCLR_TEST_STEP_SECONDS=step_seconds) for i in range(2)]
+                        SIMCLR_TEST_STEP_SECONDS=step_seconds, **env) for i in range(2)]
 
 
 def logs(procs):

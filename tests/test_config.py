@@ -54,6 +54,11 @@ def test_cifar_stem_and_supervised_head_rules():
     (dict(data_service_address='not-an-address', model_dir='m'), 'is not grpc://HOST:PORT'),
     (dict(data_service_address='grpc://host:port', model_dir='m'), 'is not grpc://HOST:PORT'),
     (dict(data_service_address='http://host:5050', model_dir='m'), 'is not grpc://HOST:PORT'),
+    (dict(contrastive_loss='generalized', memory_size=1024),
+     '--memory_size works with --contrastive_loss=nt_xent only'),
+    (dict(contrastive_loss='generalized', gcl_loss_scaling=0.0), '--gcl_loss_scaling > 0'),
+    (dict(contrastive_loss='infonce'), '--contrastive_loss'),
+    (dict(knn_num_queries=-1), '--knn_num_queries >= 0'),
 ])
 def test_values_out_of_range_are_refused_with_the_flag_and_the_range(changes, message):
   with pytest.raises(ConfigError, match=message):

@@ -329,3 +329,24 @@ def test_a_resumed_micro_batched_run_continues_bit_for_bit_from_todays_checkpoin
       for a, b in zip(want, state):
         np.testing.assert_array_equal(a, b.numpy(), err_msg=b.path)
   assert keys[4] == keys[0]
+
+
+@pytest.mark.parametrize('distribution', ['logsumexp', 'normal'])
+def test_the_generalized_loss_in_micro_batches_equals_the_plain_step(distribution):
+  """The generalized loss couples the whole batch as NT-Xent does, and its random draws
+  depend on the step alone: with BN frozen (a per-example network) 4 chunks of 4 images
+  give the plain step's update and metrics (float64)."""
+  cfg = SGD.replace(contrastive_loss='generalized', gcl_distribution=distribution,
+                    gcl_lambda=0.5, gcl_loss_scaling=2.0).validate()
+  batch = make_batch(cfg, views=2, seed=4)
+  initial = randomized_initial_weights(cfg)
+  plain, plain_metrics = stepped(cfg, initial, batch, freeze_bn=True)
+  chunked, chunked_metrics = stepped(cfg.replace(microbatch_size=4), initial, batch,
+                                     freeze_bn=True)
+  for a, b, w0 in zip(plain.variables, chunked.variables, initial):
+    scale = np.abs(w0 - a.numpy()).max()
+    assert np.abs((w0 - b.numpy()) - (w0 - a.numpy())).max() <= 1e-6 * scale, a.path
+  assert {'align_loss', 'dist_loss'} <= set(plain_metrics) and plain_metrics['dist_loss'] != 0
+  assert chunked_metrics.keys() == plain_metrics.keys()
+  for name in plain_metrics:
+    assert chunked_metrics[name] == pytest.approx(plain_metrics[name], rel=1e-9, abs=1e-12)

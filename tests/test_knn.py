@@ -98,3 +98,42 @@ def test_bank_of_a_class_sorted_folder_holds_every_class(tmp_path):
   assert np.bincount(bank_y).tolist() == [15, 15, 15, 15]
   result = knn.knn_accuracy(config, model, strategy, source, step=0)
   assert result[knn.KNN_TOP_1] == 1.0 and result['eval/knn_bank_size'] == 60
+
+
+def test_a_slow_monitor_shows_progress_runs_once_per_checkpoint_and_is_not_training_time(
+    tmp_path, monkeypatch, caplog):
+  """A kNN pass longer than the progress interval logs progress with the time left; the
+  last step, one after a checkpoint, gets no second pass (its result is the checkpoint's);
+  the progress line after a pass shows the training rate, not one diluted by the pass."""
+  import logging  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  from conftest import TINY_RUN  # pylint: disable=g-import-not-at-top
+  from tf2 import runner  # pylint: disable=g-import-not-at-top
+  real_step = features.make_feature_step
+
+  def slow_step(*args, **kwargs):
+    step = real_step(*args, **kwargs)
+
+    def slowly(images, labels):
+      time.sleep(0.1)  # 16 batches of 8: 1.6 s a pass.
+      return step(images, labels)
+    return slowly
+
+  monkeypatch.setattr(features, 'make_feature_step', slow_step)
+  caplog.set_level(logging.INFO)
+  config = Config(**dict(TINY_RUN, train_steps=21), checkpoint_steps=20, knn_eval=True,
+                  knn_bank_size=64, knn_num_queries=64, log_every_secs=0.3, mode='train',
+                  model_dir=str(tmp_path))
+  result = runner.run(config)
+  lines = [r.getMessage() for r in caplog.records]
+  passing = [line for line in lines if re.match(r'kNN at step 20, (train bank|eval queries): '
+                                                r'\d+/64 images .* left$', line)]
+  assert len(passing) >= 2, lines
+  assert [line for line in lines if line.startswith('kNN at step 21: not run, the weights of '
+                                                    'step 20 were scored 1 step(s) ago')]
+  assert sorted(set(re.findall(r'kNN at step (\d+): top-1', '\n'.join(lines)))) == ['0', '20']
+  assert result['eval/knn_step'] == 20 and result['global_step'] == 21
+  assert any(re.search(r'kNN: \d+% of the wall time so far \(2 pass', line) for line in lines)
+  rate = float(re.search(r'step 21/21 .* \| ([\d.]+) images/s', '\n'.join(lines)).group(1))
+  assert rate > 3 * 8 / 1.6  # A rate that counted the pass could not exceed 8 / 1.6.

@@ -142,10 +142,13 @@ def divergence(tmp, _):
                             r'(The loss became|became NaN or infinite) .*between steps',)
 
 
-def tfds_not_prepared(tmp, _):
-  os.makedirs(tmp / 'empty')
-  return run_py(TINY + ['--dataset=cifar10', f'--data_dir={tmp / "empty"}',
-                        f'--model_dir={tmp / "run"}']) + ("'cifar10' is not prepared in",)
+def tfds_offline(flags, pattern):
+  """A TFDS run on a machine without the network (harness: SIMCLR_TEST_OFFLINE)."""
+  def scenario(tmp, _):
+    return run_harness(tmp / 'out', TINY + flags + [f'--data_dir={tmp / "tfds"}',
+                                                    f'--model_dir={tmp / "run"}'],
+                       SIMCLR_TEST_OFFLINE=1) + (pattern,)
+  return scenario
 
 
 def tfds_copy(tmp, fixtures, keep):
@@ -264,7 +267,15 @@ SCENARIOS = {
     'the disk fills while a SavedModel is exported': disk_full_at_export,
     'no checkpoint listed in `model_dir` can be read': no_readable_checkpoint,
     'a NaN/Inf loss or weight': divergence,
-    'a TFDS dataset that is not prepared': tfds_not_prepared,
+    '... on a machine without the network': tfds_offline(
+        ['--dataset=cifar10'], "'cifar10' is not prepared in .* cannot be downloaded here: "
+        'www.cs.toronto.edu:443 is unreachable'),
+    '... with `--tfds_download=False`': tfds_offline(
+        ['--dataset=cifar10', '--tfds_download=False'],
+        '--tfds_download=False refuses to download it'),
+    '`--dataset=imagenet2012` without its files': tfds_offline(
+        ['--dataset=imagenet2012'], 'must be downloaded by hand first. TFDS says: .*'
+        'ILSVRC2012_img_train.tar'),
     'a TFDS directory with files missing': tfds_incomplete,
     'a truncated TFDS record file': tfds_truncated,
     'an unknown TFDS name': with_flags(['--dataset=no_such_dataset_xyz'],

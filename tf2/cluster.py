@@ -97,3 +97,10 @@ def role_of(strategy, model_dir):
               model_dir, has_chief)
   logging.info('Worker: %s', role.describe())
   return role
+
+
+def barrier(strategy):
+  """Returns once every worker has called it: one all-reduce (a worker that stopped makes
+  it fail with one of PEER_ERRORS, as any collective)."""
+  strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)),
+                  axis=None)

@@ -23,6 +23,8 @@ DATA_SERVICE_MODES = ('parallel_epochs', 'distributed_epoch')
 # The ResNet with the CIFAR stem (image_size <= 32) downsamples 8x.
 MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
+CONTRASTIVE_LOSSES = ('nt_xent', 'generalized')
+GCL_DISTRIBUTIONS = ('logsumexp', 'normal', 'uniform')
 
 
 def grpc_host_port(address, flag='--data_service_address', error=ConfigError):
@@ -118,10 +120,11 @@ class Config:
       ' shorter --train_summary_steps (TPU users set it large); calls still stop at '
       'checkpoints. 0: sized from the measured step time.')
   knn_eval: bool = flag(False,
-      '[new] kNN monitor: at the start and at every checkpoint, the weighted kNN '
-      '(cosine, Wu et al. 2018) top-1 of final_avg_pool features, eval split queries '
-      'against a train-split bank; logged, in TensorBoard (eval/knn_top_1) and '
-      'result.json. Needs labelled splits.')
+      '[new] kNN monitor: at the start and at every checkpoint (not again within a tenth '
+      'of the checkpoint interval), the weighted kNN (cosine, Wu et al. 2018) top-1 of '
+      'final_avg_pool features, eval split queries against a train-split bank; logged '
+      'with its cost, in TensorBoard (eval/knn_top_1) and result.json. Needs labelled '
+      'splits.')
   knn_k: int = flag(200,
       '[new] Neighbours of the kNN monitor.')
   knn_temperature: float = flag(0.1,
@@ -130,6 +133,10 @@ class Config:
       '[new] Train images in the kNN bank: a seeded sample spread over the split '
       '(stratified by class where labels are known), the same at every checkpoint; 0: '
       'all.')
+  knn_num_queries: int = flag(2000,
+      '[new] Eval images the kNN monitor classifies: a seeded sample spread over the split, '
+      'the same at every checkpoint; 0: all. With --knn_bank_size it bounds the cost of a '
+      'pass (each pass logs its share of the wall time).')
   log_every_secs: float = flag(30.0,
       '[new] Target seconds between progress lines: each tf.function call runs as many '
       'steps as fit, never crossing a checkpoint or summary boundary. 0: one call per '
@@ -139,7 +146,12 @@ class Config:
       'Name of a TFDS dataset, `shapes` (the embedded quickstart set), or a folder '
       'root/<split>/<class>/*.jpg.')
   data_dir: Optional[str] = flag(None,
-      'Directory where the TFDS dataset is prepared (never downloaded).')
+      'Directory where the TFDS dataset is prepared (downloaded and prepared there first if '
+      'it is not).')
+  tfds_download: bool = flag(True,
+      '[new] Download and prepare a TFDS dataset that is not in --data_dir yet, as the '
+      "original does (the download hosts are checked first: offline it fails in seconds); "
+      'False refuses, for machines that must not reach out.')
   train_split: str = flag('train',
       'Split for training (TFDS syntax, or a file of image names = a subset of train, '
       'or train:FILE).')
@@ -248,6 +260,21 @@ class Config:
       'Temperature parameter for contrastive loss.')
   hidden_norm: bool = flag(True,
       'Whether to L2-normalise the projections in the contrastive loss.')
+  contrastive_loss: str = flag('nt_xent',
+      '[new] nt_xent (SimCLR eq. 1), or generalized: the generalized contrastive loss of '
+      '"Intriguing Properties of Contrastive Losses" (docs/intriguing_properties.md), '
+      '--gcl_loss_scaling x (alignment + --gcl_lambda x distribution term). Its four '
+      'variants: decoupled NT-Xent (--gcl_distribution=logsumexp --hidden_norm=True), '
+      'SWD-normal (normal, --hidden_norm=False), SWD-hypersphere (normal, '
+      '--hidden_norm=True), SWD-hypercube (uniform, --hidden_norm=False).')
+  gcl_distribution: str = flag('logsumexp',
+      '[new] --contrastive_loss=generalized: the distribution term, logsumexp (decoupled '
+      'NT-Xent, with --temperature) or a sliced Wasserstein distance to a normal or uniform '
+      'prior (a fresh random rotation and prior sample each step).')
+  gcl_lambda: float = flag(1.0,
+      '[new] --contrastive_loss=generalized: the weight lambda of the distribution term.')
+  gcl_loss_scaling: float = flag(1.0,
+      '[new] --contrastive_loss=generalized: the factor of the whole loss.')
   proj_head_mode: str = flag('nonlinear',
       'How the head projection is done.')
   proj_out_dim: int = flag(128,
@@ -373,10 +400,22 @@ class Config:
       raise ConfigError('--data_service_address needs --model_dir: the training hosts of a run '
                         'share the tf.data service job named after it.')
     choice('precision', PRECISIONS)
-    if self.knn_k < 1 or self.knn_temperature <= 0 or self.knn_bank_size < 0:
-      raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0 and --knn_bank_size >= 0 '
-                        f'(0: the whole train split); got {self.knn_k}, '
-                        f'{self.knn_temperature}, {self.knn_bank_size}.')
+    choice('contrastive_loss', CONTRASTIVE_LOSSES)
+    choice('gcl_distribution', GCL_DISTRIBUTIONS)
+    if self.gcl_lambda < 0 or self.gcl_loss_scaling <= 0:
+      raise ConfigError(f'--gcl_lambda must be >= 0 and --gcl_loss_scaling > 0; got '
+                        f'{self.gcl_lambda} and {self.gcl_loss_scaling}.')
+    if self.contrastive_loss != 'nt_xent' and self.memory_size:
+      raise ConfigError(
+          f'--memory_size works with --contrastive_loss=nt_xent only (the memory adds '
+          f'negatives to NT-Xent; the generalized loss has none): set --memory_size=0, or '
+          f'--contrastive_loss=nt_xent.')
+    if (self.knn_k < 1 or self.knn_temperature <= 0 or self.knn_bank_size < 0
+        or self.knn_num_queries < 0):
+      raise ConfigError(f'--knn_k must be >= 1, --knn_temperature > 0, --knn_bank_size >= 0 '
+                        f'and --knn_num_queries >= 0 (0: the whole split); got {self.knn_k}, '
+                        f'{self.knn_temperature}, {self.knn_bank_size}, '
+                        f'{self.knn_num_queries}.')
     if self.linear_probe_max_examples < 0:
       raise ConfigError(f'--linear_probe_max_examples must be >= 0 (0: the whole train split), '
                         f'got {self.linear_probe_max_examples}.')

@@ -18,6 +18,7 @@ from tf2 import precision
 from tf2 import preflight
 from tf2 import strategies
 from tf2.data import datasets
+from tf2.data import download
 from tf2.data import shapes_data
 from tf2.errors import DatasetError, first_line
 from tf2.evaluation import knn
@@ -80,7 +81,8 @@ def run(config):
   try:
     try:
       # Every worker runs the same program; only the chief writes into model_dir.
-      return _run(config.replace(model_dir=role.write_dir), strategy, read_dir=config.model_dir)
+      return _run(config.replace(model_dir=role.write_dir), strategy, role,
+                  read_dir=config.model_dir)
     except tf.errors.DataLossError as e:  # From the input pipeline: checkpoints are read
       # (and damaged ones skipped) in training/resume.py.
       raise DatasetError(
@@ -103,11 +105,24 @@ def remove_if_only_flags(model_dir):
     tf.io.gfile.rmtree(model_dir)
 
 
-def _run(config, strategy, read_dir):
+def tfds_name(config):
+  """--dataset as a TFDS name, or None for a folder or a built-in dataset."""
+  if datasets.is_folder(config.dataset) or config.dataset == shapes_data.NAME:
+    return None
+  return config.dataset
+
+
+def _run(config, strategy, role, read_dir):
   """run() once the strategy is known: writes go to config.model_dir, checkpoints are
   read from `read_dir` (the chief's model_dir)."""
   config = precision.resolve(config, hardware.detect(strategy))
   preflight.check_replicas(config, strategy)
+  name = tfds_name(config)
+  if name:  # Only the chief downloads; the others read its copy.
+    if role.is_chief:
+      download.ensure_prepared(name, config.data_dir, config.tfds_download)
+    if role.multi_worker:
+      cluster.barrier(strategy)
   source = load_source(config)
   logging.info('%s', describe_data(config, source))
   config = preflight.check_labels(config, source)
@@ -134,7 +149,8 @@ def _run(config, strategy, read_dir):
     trained = model
     # --evaluate_ema: the momentum network is the one evaluated, monitored, probed, exported.
     model = ema_model if config.evaluate_ema else model
-    monitor = knn.KnnMonitor(config, model, strategy, source) if config.knn_eval else None
+    monitor = knn.KnnMonitor(config, model, strategy, source, loop.make_plan(
+        config, num_examples).checkpoint_steps) if config.knn_eval else None
     step = loop.train(config, trained, optimizer, strategy, source, config.model_dir,
                       on_checkpoint=monitor, teacher=teacher, restore_dir=read_dir,
                       ema_model=ema_model)

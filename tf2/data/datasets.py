@@ -6,8 +6,8 @@ Every source yields `(image, label)` pairs of decoded images (any dtype,
 its own shard of the data under `tf.distribute` (`input_context`).
 
 - TFDS by name (`--dataset=cifar10 --data_dir=...`), any split syntax
-  (`train[:10%]`). Nothing is ever downloaded: an unknown name or a dataset
-  that is not prepared in `data_dir` fails at once with what to do.
+  (`train[:10%]`), once prepared (`download.py` downloads and prepares one
+  that is not); an unknown name fails at once with what to do.
 - A folder (`--dataset=/path/root`): `root/<split>/<class>/*.{jpg,jpeg,png}`,
   classes sorted by name; `root/<split>/*.jpg` (or images directly in root,
   for the train split) is an unlabelled set for pretraining. Unreadable files
@@ -33,6 +33,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tf2.data import download
 from tf2.errors import DatasetError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
@@ -105,14 +106,9 @@ def read_subset_list(path):
 
 
 def tfds_source(name, data_dir, splits) -> DatasetSource:
+  """A prepared TFDS dataset (`download.ensure_prepared` prepares one first)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise DatasetError(
-        f'TFDS does not know a dataset named {name!r}. Check the spelling '
-        '(e.g. cifar10, imagenet2012, imagenet2012_subset/1pct), or pass a '
-        'folder of images as --dataset=/path/to/root.') from e
+  builder = download.builder_of(name, data_dir)
 
   resolved = {split: parse_subset_split(split) for split in splits}
 
@@ -182,10 +178,10 @@ def example_key(builder):
 
 def not_prepared_error(name, data_dir):
   return DatasetError(
-      f'The TFDS dataset {name!r} is not prepared in {data_dir}. This program never '
-      'downloads (offline that hangs for minutes): prepare it once with '
-      f'`tfds build {name.split("/")[0]} --data_dir=<dir>` (ImageNet needs its '
-      'manual download) and pass --data_dir=<dir>.')
+      f'The TFDS dataset {name!r} is not prepared in {data_dir}: prepare it once with '
+      f'`tfds build {name.split("/")[0]} --data_dir=<dir>` (ImageNet needs its manual '
+      'download) and pass --data_dir=<dir>; in a multi-worker run, give every worker a '
+      '--data_dir they share.')
 
 
 def filter_by_file_name(ds, names, key):
@@ -434,12 +430,16 @@ def array_source(name, splits: dict, num_classes) -> DatasetSource:
                        split_labels={s: np.asarray(v[1], np.int64) for s, v in splits.items()})
 
 
+def is_folder(dataset):
+  """Whether --dataset names a folder. TFDS names may contain '/'
+  (imagenet2012_subset/1pct): a path is an existing directory or starts like one."""
+  return dataset.startswith(('/', './', '../', '~', 'gs://')) or tf.io.gfile.isdir(dataset)
+
+
 def build_source(dataset, data_dir, splits, strict=False,
                  builtin: Optional[Callable] = None, scan_cache_dir=None) -> DatasetSource:
   """Resolves `--dataset`: a folder path, a built-in name (`builtin`), or TFDS."""
-  # TFDS names may contain '/' (imagenet2012_subset/1pct): a path is an
-  # existing directory or starts like one.
-  if dataset.startswith(('/', './', '../', '~', 'gs://')) or tf.io.gfile.isdir(dataset):
+  if is_folder(dataset):
     return folder_source(os.path.expanduser(dataset), splits, strict,
                          scan_cache_dir=scan_cache_dir)
   if builtin is not None:

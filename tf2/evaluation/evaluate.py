@@ -14,10 +14,15 @@ from tf2.data import input_pipeline
 from tf2.errors import ConfigError, DatasetError
 from tf2.evaluation import features
 from tf2.training.optimizers import weight_decay_loss
+from tf2.training.progress import PassProgress
 
 TOP_1 = 'eval/label_top_1_accuracy'
 TOP_5 = 'eval/label_top_5_accuracy'
 REGULARIZATION = 'eval/regularization_loss'
+# What the supervised head is, per training mode, for the log.
+HEADS = {'pretrain': 'the linear head trained beside pretraining (on stop-gradient features)',
+         'finetune': 'the fine-tuned classifier',
+         'distill': "the student's classifier"}
 
 
 def make_eval_step(model, strategy, num_classes, per_replica_batch):
@@ -65,20 +70,26 @@ class Evaluator:
                                  self.per_replica_batch)
     dataset = input_pipeline.distributed_dataset(self.strategy, source, config,
                                                  is_training=False)
+    expected = source.num_examples(config.eval_split)
+    if config.eval_steps:
+      expected = min(expected, config.eval_steps * config.eval_batch_size)
+    progress = PassProgress(f'Evaluation at step {step}', expected, config.log_every_secs)
     correct1 = correct5 = total = 0
     for i, (images, labels) in enumerate(dataset):
       if config.eval_steps and i >= config.eval_steps:
         break
       c1, c5, n = self.step(images, labels)
       correct1, correct5, total = correct1 + int(c1), correct5 + int(c5), total + int(n)
+      progress.advance(int(n))
     if total == 0:
       raise DatasetError(f'The eval split {config.eval_split!r} is empty.')
     reg = float(weight_decay_loss(self.model.trainable_variables, config.optimizer,
                                   config.weight_decay))
     result = {TOP_1: correct1 / total, TOP_5: correct5 / total, REGULARIZATION: reg,
               'eval/num_examples': float(total), 'global_step': float(step)}
-    logging.info('Evaluation at step %d on %d examples: top-1 %.4f, top-5 %.4f',
-                 step, total, result[TOP_1], result[TOP_5])
+    logging.info('Evaluation at step %d of %s on %d %s examples: top-1 %.4f, top-5 %.4f '
+                 '(chance %.4f)', step, HEADS[config.train_mode], total, config.eval_split,
+                 result[TOP_1], result[TOP_5], 1.0 / source.num_classes)
     return result
 
 

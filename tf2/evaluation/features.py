@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tf2.data import input_pipeline
 from tf2.data import sampling
+from tf2.training.progress import PassProgress
 
 
 def pad_batch(images, labels, size, label_dtype=tf.int64):
@@ -49,18 +50,19 @@ class FeatureExtractor:
     per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
     self.step = make_feature_step(model, strategy, per_replica_batch, key)
 
-  def __call__(self, source, split, sample=0, seed=0):
+  def __call__(self, source, split, sample=0, seed=0, what=None):
     """(features [N, D] float32, labels [N] int64) of `split`.
 
     `sample` > 0: only a seeded sample of that many examples spread over the
     whole split (`tf2/data/sampling.py`; the rest is neither decoded nor
     computed), not the first ones in reading order, which in a folder are the
-    first classes.
+    first classes. `what`: what the progress lines of a long pass call it.
     """
-    keep = None
-    if 0 < sample < source.num_examples(split):
-      keep = sampling.spread_sample(source.num_examples(split), sample, seed,
-                                    source.labels(split))
+    keep, total = None, source.num_examples(split)
+    if 0 < sample < total:
+      keep = sampling.spread_sample(total, sample, seed, source.labels(split))
+      total = sample
+    progress = PassProgress(what or f'Features of {split}', total, self.config.log_every_secs)
     dataset = input_pipeline.distributed_dataset(self.strategy, source, self.config,
                                                  is_training=False, split=split, keep=keep)
     xs, ys = [], []
@@ -69,6 +71,7 @@ class FeatureExtractor:
       valid = valid.astype(bool)
       xs.append(features[valid])
       ys.append(labels[valid])
+      progress.advance(int(valid.sum()))
     if not xs:
       return np.zeros([0, 0], np.float32), np.zeros([0], np.int64)
     return np.concatenate(xs), np.concatenate(ys)

@@ -105,6 +105,7 @@ def report(config, model, make_random_model, strategy, source):
                                            config.train_split, config.eval_split)
   print(f'Linear probe (logistic regression on frozen features, {config.eval_split} split): '
         f'pretrained encoder {100 * accuracies["trained"]:.1f}% top-1, randomly initialised '
-        f'encoder {100 * accuracies["random"]:.1f}%.', flush=True)
+        f'encoder {100 * accuracies["random"]:.1f}% (chance '
+        f'{100 / source.num_classes:.1f}%).', flush=True)
   return {'linear_probe/trained_encoder_top_1': accuracies['trained'],
           'linear_probe/random_encoder_top_1': accuracies['random']}

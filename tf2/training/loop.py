@@ -154,7 +154,8 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
       if step % plan.checkpoint_steps == 0 or step >= plan.train_steps:
         resume.save(manager, step)
         if on_checkpoint is not None:
-          on_checkpoint(step)
+          with progress.paused():  # An evaluation pass: not training's time.
+            on_checkpoint(step)
       if on_loop_end is not None:
         on_loop_end(step)
   except KeyboardInterrupt:

@@ -5,7 +5,9 @@ The objective is the sum of the terms of the run's training mode (original
 
 - pretraining: NT-Xent over the global batch (`nt_xent.py`, SimCLR eq. 1), or
   with --memory_size the loss against the momentum network's keys and the
-  memory (`memory.py`); plus, with --lineareval_while_pretraining, the
+  memory (`memory.py`), or with --contrastive_loss=generalized the generalized
+  contrastive loss (`generalized_contrastive.py`; its alignment and
+  distribution terms are metrics of their own); plus, with --lineareval_while_pretraining, the
   supervised head's cross-entropy on both views' labels (the head sees a
   stop-gradient of the representation);
 - fine-tuning: the supervised head's cross-entropy;
@@ -23,10 +25,13 @@ import tensorflow as tf
 
 from tf2.dtypes import at_least_float32, state_dtype
 from tf2.training import distillation
+from tf2.training import generalized_contrastive
 from tf2.training import memory as memory_lib
 from tf2.training import nt_xent
 from tf2.training.optimizers import weight_decay_loss
 
+# The generalized loss's draws: stateless seed (step, GCL_SEED).
+GCL_SEED = 20201105
 # Metrics that are means over examples: in micro-batches each chunk contributes its share.
 EXAMPLE_METRICS = ('distill_loss', 'teacher_agreement', 'supervised_loss', 'supervised_acc')
 
@@ -41,6 +46,8 @@ def metric_names(config):
   names = ['weight_decay', 'total_loss']
   if config.train_mode == 'pretrain':
     names += ['contrast_loss', 'contrast_acc', 'contrast_entropy']
+    if config.contrastive_loss == 'generalized':
+      names += ['align_loss', 'dist_loss']
   if config.train_mode == 'distill':
     names += ['distill_loss', 'teacher_agreement']
     if config.distill_alpha > 0:
@@ -59,12 +66,14 @@ def _supervised_terms(labels, logits):
 
 class Objective:
   """The step's loss terms for a config; `teacher`: the frozen model of distillation;
-  `memory`: the `NegativeMemory` of --memory_size."""
+  `memory`: the `NegativeMemory` of --memory_size; `step`: the step counter (the same on
+  every replica), which seeds the generalized loss's random draws."""
 
-  def __init__(self, config, teacher=None, memory=None):
+  def __init__(self, config, teacher=None, memory=None, step=None):
     self.config = config
     self.teacher = teacher
     self.memory = memory
+    self.step = step
     self.contrastive = config.train_mode == 'pretrain'
     self.metric_names = metric_names(config)
     self.example_metric_names = [n for n in self.metric_names if n in EXAMPLE_METRICS]
@@ -86,6 +95,8 @@ class Objective:
     """(NT-Xent over the global batch, its metrics) for this replica's projections;
     with `global_keys`, against those keys and the memory."""
     cfg = self.config
+    if cfg.contrastive_loss == 'generalized':
+      return self.generalized_loss(projections)
     if global_keys is None:
       loss, logits, labels = nt_xent.nt_xent_loss(
           projections, hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
@@ -95,6 +106,25 @@ class Objective:
           hidden_norm=cfg.hidden_norm, temperature=cfg.temperature)
     accuracy, entropy = nt_xent.contrastive_metrics(logits, labels)
     return loss, dict(contrast_loss=loss, contrast_acc=accuracy, contrast_entropy=entropy)
+
+  def generalized_loss(self, projections):
+    """(the generalized contrastive loss, its metrics): NT-Xent's accuracy and entropy
+    (computed without gradient, for comparison), and the two terms."""
+    cfg = self.config
+    seed = None
+    if self.step is not None:  # Fresh draws each step, the same on every replica.
+      seed = tf.stack([tf.cast(self.step, tf.int64), tf.constant(GCL_SEED, tf.int64)])
+    first, second = tf.split(projections, 2, 0)
+    loss, align, dist = generalized_contrastive.generalized_contrastive_loss(
+        first, second, lambda_weight=cfg.gcl_lambda, temperature=cfg.temperature,
+        distribution=cfg.gcl_distribution, hidden_norm=cfg.hidden_norm,
+        loss_scaling=cfg.gcl_loss_scaling, seed=seed)
+    _, logits, labels = nt_xent.nt_xent_loss(tf.stop_gradient(projections),
+                                             hidden_norm=cfg.hidden_norm,
+                                             temperature=cfg.temperature)
+    accuracy, entropy = nt_xent.contrastive_metrics(logits, labels)
+    return loss, dict(contrast_loss=loss, contrast_acc=accuracy, contrast_entropy=entropy,
+                      align_loss=align, dist_loss=dist)
 
   def example_losses(self, outputs, images, labels):
     """(loss, metrics) of the terms that are means over examples: the supervised

@@ -1,5 +1,13 @@
-"""Progress lines a person can follow: step, loss, images per second, time left."""
+"""Progress lines a person can follow: step, loss, images per second, time left.
+
+`Progress` follows training; `PassProgress` follows a pass over a split (an
+evaluation, the kNN monitor's features, the linear probe's), so that no pass
+longer than the progress interval runs silent.
+"""
+import contextlib
 import time
+
+from absl import logging
 
 
 def format_duration(seconds):
@@ -38,3 +46,36 @@ class Progress:
     if first:
       return f'{head} | first call with tracing: {format_duration(seconds)}'
     return f'{head} | {rate:.1f} images/s | ETA {format_duration(remaining)}'
+
+  @contextlib.contextmanager
+  def paused(self):
+    """Time spent inside (an evaluation pass between calls) counts in neither images/s nor
+    the time left: they are training's."""
+    start = self.clock()
+    try:
+      yield
+    finally:
+      self._last_time += self.clock() - start
+
+
+class PassProgress:
+  """Logs `what: done/total images (p%), rate, time left` every `interval` seconds of a
+  pass over `total` images; a pass shorter than `interval` logs nothing (0: never)."""
+
+  def __init__(self, what, total, interval, clock=time.monotonic, log=logging.info):
+    self.what, self.total, self.interval = what, total, interval
+    self.clock, self.log = clock, log
+    self.done = 0
+    self._start = self._last = clock()
+
+  def advance(self, count):
+    """`count` more images done."""
+    self.done += count
+    now = self.clock()
+    if self.interval <= 0 or now - self._last < self.interval or not self.done:
+      return
+    self._last = now
+    rate = self.done / max(now - self._start, 1e-9)
+    left = max(self.total - self.done, 0) / rate
+    self.log('%s: %d/%d images (%.0f%%), %.1f images/s, %s left', self.what, self.done,
+             self.total, 100.0 * self.done / max(self.total, 1), rate, format_duration(left))

@@ -46,7 +46,7 @@ class TrainStep:
                                              state_dtype(config.precision))
     self.memory = self.momentum.memory if self.momentum else None
     self.augment = DeviceAugment(config)
-    self.objective = objective_lib.Objective(config, teacher, self.memory)
+    self.objective = objective_lib.Objective(config, teacher, self.memory, optimizer.iterations)
     self.update = Update(optimizer, self.momentum)
     self.metric_names = self.objective.metric_names
     step = self.replica_step
