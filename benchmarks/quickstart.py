@@ -20,6 +20,7 @@ import sys
 import time
 
 import recipes
+from tf2 import console
 from tf2 import hardware
 from tf2 import plot
 
@@ -45,6 +46,7 @@ def main():
   parser.add_argument('--out', default='/tmp/quickstart_runs')
   parser.add_argument('flags', nargs='*', help='run.py flags after --, e.g. --train_steps=300')
   args = parser.parse_args()
+  console.quiet_tensorflow_startup()
   print(hardware.describe(), flush=True)
   print(f'quickstart flags: {" ".join(recipes.flags_of("quickstart"))} {" ".join(args.flags)}')
   margins, times = [], []
@@ -55,10 +57,11 @@ def main():
     margins.append(100 * (trained - random))
     times.append(seconds)
     knn = ', '.join(f'{step}: {100 * value:.1f}' for step, value in curve)
+    head = ('' if 'eval/label_top_1_accuracy' not in result else
+            f'in-run evaluation top-1 {100 * result["eval/label_top_1_accuracy"]:.1f}%; ')
     print(f'run {i}: {seconds:.0f} s; linear probe pretrained {100 * trained:.1f}% vs random '
-          f'{100 * random:.1f}% (margin {margins[-1]:.1f} points); in-run evaluation top-1 '
-          f'{100 * result.get("eval/label_top_1_accuracy", float("nan")):.1f}%; kNN top-1 '
-          f'by step: {knn}', flush=True)
+          f'{100 * random:.1f}% (margin {margins[-1]:.1f} points); {head}kNN top-1 by step: '
+          f'{knn}', flush=True)
   print(f'smallest margin {min(margins):.1f} points over {args.runs} runs; longest run '
         f'{max(times):.0f} s')
 

@@ -117,8 +117,8 @@ def test_readme_quickstart_command_parses():
                   'python run.py --flagfile=flagfiles/quickstart.cfg')
   config = parse(recipes.expanded(line)).validate()
   assert config.dataset == 'shapes' and config.linear_probe and not config.use_tpu
-  assert config.mode == 'train_then_eval' and config.knn_eval
-  assert config.train_steps == 150 and config.model_dir == '/tmp/simclr_quickstart'
+  assert config.mode == 'train' and config.export_saved_model and config.knn_eval
+  assert config.train_steps == 80 and config.model_dir == '/tmp/simclr_quickstart'
   # absl reads the flagfile itself the same way (run from the repository root).
   path = os.path.join(recipes.ROOT, 'flagfiles', 'quickstart.cfg')
   assert parse(f'python run.py --flagfile={path}') == config

@@ -24,6 +24,22 @@ def test_colour_does_not_give_the_class_away():
   assert per_class.std(0).max() < 0.25 * mean_colour.std(0).min()
 
 
+def test_each_image_is_a_dark_and_a_light_grey_either_way_round():
+  """Grey tones (R = G = B but for the noise), one from each band, so the shape always
+  stands out; which one is the object varies."""
+  images, labels = shapes_data.generate(300, seed=5)
+  pixels = images.astype(np.float64) / 255.0
+  assert np.abs(pixels - pixels.mean(-1, keepdims=True)).mean() < 0.03  # Grey.
+  grey = pixels.mean(-1).reshape(300, -1)
+  low, high = np.percentile(grey, 2, axis=1), np.percentile(grey, 98, axis=1)
+  assert (high - low).min() > 0.2  # Two tones at least 0.3 apart, less two noise sigmas each.
+  # The object is the minority of pixels: its tone is dark in some images, light in others.
+  object_is_dark = (grey < (low + high)[:, None] / 2).mean(1) < 0.5
+  assert 0.3 < object_is_dark.mean() < 0.7
+  for c in range(6):  # Per class too: polarity does not give the class away.
+    assert 0.2 < object_is_dark[labels == c].mean() < 0.8
+
+
 def test_shapes_are_what_they_claim():
   y, x = np.meshgrid(np.linspace(-1.2, 1.2, 49), np.linspace(-1.2, 1.2, 49), indexing='ij')
   area = {s: shapes_data._inside(s, x, y).mean() * 2.4 ** 2 for s in shapes_data.CLASSES}

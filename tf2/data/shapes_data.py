@@ -1,10 +1,14 @@
 """`--dataset=shapes`: the embedded quickstart dataset, generated in memory, no download.
 
 Six classes that differ only in the object's shape (disk, ring, square,
-triangle, plus, star). Everything else varies at random per image: object
-colour, background colour, position, scale, rotation and pixel noise, so a representation must ignore colour and position to
-separate the classes: exactly what SimCLR's crops and colour distortion
-teach. Deterministic for a given seed; 32x32 RGB uint8.
+triangle, plus, star). Everything else varies at random per image: the
+object's and the background's grey levels (one dark, one light, either way
+round), position, scale, rotation and pixel noise, so a representation must
+ignore brightness, polarity and position to separate the classes: what
+SimCLR's crops and colour distortion teach. The tones are grey, not
+coloured: with saturated colours, a colour pair tells images apart so well
+that a short run learns colour instead of shape (docs/performance.md#quickstart).
+Deterministic for a given seed; 32x32 RGB uint8.
 Splits: `train` (default 10,000 images) and `test` (2,000), balanced.
 """
 import numpy as np
@@ -16,10 +20,8 @@ CLASSES = ('disk', 'ring', 'square', 'triangle', 'plus', 'star')
 SPLIT_SIZES = {'train': 10000, 'test': 2000}
 SPLIT_SEEDS = {'train': 1, 'test': 2}
 SIZE = 32
-# Colours: the 8 corners of the RGB cube pulled inwards. Few colours, so that
-# colour alone cannot tell one image from another and crops must be compared
-# by their geometry.
-PALETTE = np.array([[r, g, b] for r in (0.15, 0.85) for g in (0.15, 0.85) for b in (0.15, 0.85)])
+# Grey levels: one tone from each band, so that the shape always stands out.
+DARK, LIGHT = (0.05, 0.35), (0.65, 0.95)
 
 
 def _inside(shape, u, v):
@@ -57,8 +59,8 @@ def generate(num_images, seed, size=SIZE):
     u = (cos * (x - cx) + sin * (y - cy)) / scale
     v = (-sin * (x - cx) + cos * (y - cy)) / scale
     mask = _inside(CLASSES[label], u, v)[..., None]
-    background, foreground = rng.choice(len(PALETTE), 2, replace=False)
-    background, foreground = PALETTE[background], PALETTE[foreground]
+    dark, light = rng.uniform(*DARK), rng.uniform(*LIGHT)
+    foreground, background = (dark, light) if rng.rand() < 0.5 else (light, dark)
     image = np.where(mask, foreground, background) + rng.normal(0, 0.03, [size, size, 3])
     images[index] = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
   return images, labels.astype(np.int64)
