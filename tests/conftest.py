@@ -3,9 +3,11 @@
 The CPU is split before TensorFlow initialises its devices, so every test can
 compare an 8-replica MirroredStrategy against a single-device computation.
 """
+import contextlib
 import os
 import subprocess
 import sys
+from unittest import mock
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,6 +86,17 @@ def real_cifar10(tmp_path_factory):
                   '--data_dir', data_dir, '--train_limit', '2000'], check=True,
                  capture_output=True)
   return data_dir
+
+
+@contextlib.contextmanager
+def mock_tfds(num_examples):
+  """tfds.testing.mock_data for a run through the runner. Its `download_and_prepare` does
+  nothing, so the reachability check before a download has nothing to reach: skip it."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tf2.data import download  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=num_examples), \
+       mock.patch.object(download, 'check_reachable', lambda *args: None):
+    yield
 
 
 # The smallest pretraining run of the tests that run.py accepts (16 px, ResNet-18 of base

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from checkpoints import convert
 from checkpoints import layouts
-from conftest import SHARED_DIR
+from conftest import SHARED_DIR, mock_tfds
 from tf2.config import Config
 from tf2.models.model import SimCLRModel
 
@@ -170,7 +170,6 @@ def test_extra_tensors_are_reported(r18_tf1, tmp_path):
 
 def test_converted_model_fine_tunes(tmp_path):
   """Gradients reach every variable after fine_tune_after_block; run.py takes the result."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from test_run import parse  # pylint: disable=g-import-not-at-top
   from tf2 import runner  # pylint: disable=g-import-not-at-top
   cifar = Config(resnet_depth=18, image_size=32, use_tpu=False, resnet_base_width=8)
@@ -196,7 +195,7 @@ def test_converted_model_fine_tunes(tmp_path):
 
   dst = str(tmp_path / 'converted')
   convert.convert(prefix, dst, base_width=8)
-  with tfds.testing.mock_data(num_examples=8):
+  with mock_tfds(8):
     result = runner.run(parse(
         f'run.py --train_mode=finetune --mode=train_then_eval --dataset=cifar10 '
         f'--data_dir={tmp_path} --image_size=32 --resnet_depth=18 --resnet_base_width=8 '

@@ -116,11 +116,12 @@ def test_a_slow_monitor_shows_progress_runs_once_per_checkpoint_and_is_not_train
     step = real_step(*args, **kwargs)
 
     def slowly(images, labels):
-      time.sleep(0.1)  # 16 batches of 8: 1.6 s a pass.
+      time.sleep(0.25)  # 16 batches of 8: 4 s a pass.
       return step(images, labels)
     return slowly
 
   monkeypatch.setattr(features, 'make_feature_step', slow_step)
+  caplog.set_level(logging.INFO, logger='absl')  # absl may have been set higher elsewhere.
   caplog.set_level(logging.INFO)
   config = Config(**dict(TINY_RUN, train_steps=21), checkpoint_steps=20, knn_eval=True,
                   knn_bank_size=64, knn_num_queries=64, log_every_secs=0.3, mode='train',
@@ -136,4 +137,6 @@ def test_a_slow_monitor_shows_progress_runs_once_per_checkpoint_and_is_not_train
   assert result['eval/knn_step'] == 20 and result['global_step'] == 21
   assert any(re.search(r'kNN: \d+% of the wall time so far \(2 pass', line) for line in lines)
   rate = float(re.search(r'step 21/21 .* \| ([\d.]+) images/s', '\n'.join(lines)).group(1))
-  assert rate > 3 * 8 / 1.6  # A rate that counted the pass could not exceed 8 / 1.6.
+  # A rate that counted the pass could not exceed 8 / 4 images/s; twice that leaves 2 s for the
+  # step and the checkpoint written at step 20, on a loaded machine.
+  assert rate > 2 * 8 / 4.0

@@ -14,6 +14,8 @@ AMD_BF16 = Hardware('cpu', 'AMD EPYC', frozenset({'avx2', 'avx512f', 'avx512_bf1
 AMX = Hardware('cpu', 'Intel Xeon 8480+', frozenset({'avx2', 'avx512f', 'amx_bf16'}))
 NO_FLAGS = Hardware('cpu', 'unknown CPU', None)
 T4 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'Tesla T4', (7, 5))
+V100 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'Tesla V100-SXM2-16GB', (7, 0))
+P100 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'Tesla P100-PCIE-16GB', (6, 0))
 A100 = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'A100-SXM4-40GB', (8, 0))
 GPU_UNKNOWN_CC = Hardware('gpu', 'AMD EPYC', frozenset({'avx2'}), 'some GPU', None)
 TPU = Hardware('tpu', 'AMD EPYC', frozenset({'avx2'}), tpu_name='TPU_V3')
@@ -23,7 +25,7 @@ BF16_CAPPED = Hardware('cpu', 'AMD EPYC', frozenset({'avx2', 'avx512f', 'avx512_
 
 
 @pytest.mark.parametrize('hw, expected', [
-    (AVX2, 'float32'), (NO_FLAGS, 'float32'), (T4, 'float32'), (GPU_UNKNOWN_CC, 'float32'),
+    (AVX2, 'float32'), (NO_FLAGS, 'float32'), (GPU_UNKNOWN_CC, 'float32'),
     (BF16_CAPPED, 'float32'), (AVX512_BF16, 'float32'),
     (AMD_BF16, 'mixed_bfloat16'), (AMX, 'mixed_bfloat16'), (A100, 'mixed_bfloat16'),
     (TPU, 'mixed_bfloat16')])
@@ -34,6 +36,26 @@ def test_auto_picks_bf16_only_where_it_was_measured_faster(hw, expected):
   choice = precision.choose('auto', hw)
   assert choice.precision == expected and not choice.warning
   assert choice.message.startswith(f'precision {expected} (auto: ')
+
+
+@pytest.mark.parametrize('hw, expected', [
+    (T4, 'mixed_float16'), (V100, 'mixed_float16'), (P100, 'float32'), (A100, 'mixed_bfloat16')])
+def test_auto_picks_float16_on_gpus_with_float16_tensor_cores_only(hw, expected):
+  """Compute capability 7.x has float16 tensor cores and no bf16; from 8.0 bf16 needs no
+  loss scale; below 7.0 there are no tensor cores."""
+  choice = precision.choose('auto', hw)
+  assert choice.precision == expected and not choice.warning
+  assert choice.message.startswith(f'precision {expected} (auto: {hw.device}')
+
+
+@pytest.mark.parametrize('hw', [AVX2, AMX, P100, A100, TPU])
+def test_explicit_float16_off_its_gpus_warns_or_refuses(hw):
+  choice = precision.choose('mixed_float16', hw)
+  assert choice.warning and choice.precision == 'mixed_float16'
+  assert hw.device in choice.message and 'Use --precision=auto' in choice.message
+  with pytest.raises(ConfigError, match='strict_precision'):
+    precision.choose('mixed_float16', hw, strict=True)
+  assert not precision.choose('mixed_float16', T4, strict=True).warning
 
 
 def test_auto_states_the_reason():

@@ -5,9 +5,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, mock_tfds
 from test_run import README_COMMANDS, parse
 from tf2.errors import CheckpointMismatchError, ConfigError
 from tf2.evaluation import knn
@@ -87,7 +86,7 @@ def check_outputs(pre_config, ft_config, result, num_eval):
 
 
 def test_cifar10_commands_on_mock_data(tmp_path):
-  with tfds.testing.mock_data(num_examples=20):
+  with mock_tfds(20):
     pre, ft, result = pretrain_then_finetune(tmp_path, str(tmp_path / 'tfds'))
   check_outputs(pre, ft, result, num_eval=20)
 
@@ -98,7 +97,7 @@ def test_cifar10_commands_on_real_cifar10(tmp_path, real_cifar10):
 
 
 def test_eval_mode_evaluates_the_finished_run(tmp_path):
-  with tfds.testing.mock_data(num_examples=20):
+  with mock_tfds(20):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path}')
     runner.run(parse(command))
@@ -305,7 +304,7 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monke
   monkeypatch.setattr(knn, 'knn_accuracy', recording('knn', knn.knn_accuracy, 1))
   monkeypatch.setattr(linear_probe, 'probe_accuracy',
                       recording('probe', linear_probe.probe_accuracy, 0))
-  with tfds.testing.mock_data(num_examples=20):
+  with mock_tfds(20):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path} --memory_size=32 --momentum_decay=0.5'
                ' --evaluate_ema=True --export_saved_model=True --knn_eval=True')
@@ -338,7 +337,7 @@ def test_evaluate_ema_evaluates_and_exports_the_momentum_network(tmp_path, monke
 
 
 def test_evaluate_ema_refuses_a_checkpoint_without_a_momentum_network(tmp_path):
-  with tfds.testing.mock_data(num_examples=20):
+  with mock_tfds(20):
     command = (README_COMMANDS[0].replace('/tmp/simclr_test', str(tmp_path)) + SHORT +
                f' --data_dir={tmp_path}')
     runner.run(parse(command))

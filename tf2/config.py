@@ -22,7 +22,7 @@ COLOR_JITTER_IMPLS = ('simclrv1', 'simclrv2')
 DATA_SERVICE_MODES = ('parallel_epochs', 'distributed_epoch')
 # The ResNet with the CIFAR stem (image_size <= 32) downsamples 8x.
 MIN_IMAGE_SIZE = 8
-PRECISIONS = ('float32', 'mixed_bfloat16', 'float64', 'auto')
+PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16', 'float64', 'auto')
 CONTRASTIVE_LOSSES = ('nt_xent', 'generalized')
 GCL_DISTRIBUTIONS = ('logsumexp', 'normal', 'uniform')
 
@@ -305,11 +305,13 @@ class Config:
       '[new] float32 (the default: the original numerics on every machine), '
       'mixed_bfloat16 (bf16 compute, float32 variables; fast only where bf16 is native:'
       ' TPUs, GPUs of compute capability >= 8.0, CPUs with avx512_bf16/amx_bf16, '
-      'elsewhere emulated and many times slower), auto (mixed_bfloat16 where bf16 is '
-      'native, else float32) or float64 (verification).')
+      'elsewhere emulated and many times slower), mixed_float16 (float16 compute with '
+      'dynamic loss scaling, float32 variables: for GPUs of compute capability 7.x, '
+      'V100/T4, whose tensor cores have no bf16), auto (the fastest of these the hardware '
+      'runs natively, else float32: docs/usage.md#precision) or float64 (verification).')
   strict_precision: bool = flag(False,
-      '[new] Refuse --precision=mixed_bfloat16 on hardware without native bf16 (by '
-      'default it is a warning).')
+      '[new] Refuse --precision=mixed_bfloat16 or mixed_float16 on hardware without native '
+      'support (by default it is a warning).')
   jit_compile: bool = flag(False,
       '[new] Compile the per-replica step with XLA (TPUs always do).')
 

@@ -1,15 +1,17 @@
-"""Choosing the precision: `--precision=auto` and the warnings for slow bf16.
+"""Choosing the precision: `--precision=auto` and the warnings for slow mixed precision.
 
 bf16 compute (`mixed_bfloat16`) is native on TPUs, GPUs of compute
 capability 8.0 or more and CPUs with `avx512_bf16` or `amx_bf16`; elsewhere
 it is emulated and many times slower than float32. Native is not always
 faster on CPUs (the measurements behind the rules below are in
-docs/performance.md#precision). So `auto` picks mixed_bfloat16 on TPUs, on
-GPUs from compute capability 8.0, and on CPUs with AMX or AMD CPUs with
-avx512_bf16; float32 everywhere else (float16 with loss scaling is not
-offered). An explicit `mixed_bfloat16` where bf16 is emulated is logged as a
-warning naming the device, or refused with `--strict_precision`; where it is
-native but slower, it is a warning. With oneDNN capped below the CPU's bf16
+docs/performance.md#precision). float16 with dynamic loss scaling
+(`mixed_float16`) is for GPUs of compute capability 7.x (V100, T4): float16
+tensor cores, no bf16. So `auto` picks mixed_float16 on GPUs of compute
+capability 7.x; mixed_bfloat16 on TPUs, on GPUs from compute capability 8.0,
+and on CPUs with AMX or AMD CPUs with avx512_bf16; float32 everywhere else.
+An explicit mixed precision where it is not native is logged as a warning
+naming the device, or refused with `--strict_precision`; bf16 where it is
+native but slower is a warning. With oneDNN capped below the CPU's bf16
 kernels (`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16 is
 refused.
 """
@@ -56,6 +58,19 @@ def native_bf16(hw):
   return False, f'{hw.device} without {"/".join(NATIVE_BF16_CPU_FLAGS)}'
 
 
+def native_float16(hw):
+  """(bool, reason): whether `hw` has float16 tensor cores that `auto` should use: GPUs of
+  compute capability 7.x (V100, T4). From 8.0 bf16 is as fast and needs no loss scaling;
+  below 7.0 there are no tensor cores (and consumer Pascal cards run float16 slowly)."""
+  cc = hw.gpu_compute_capability if hw.kind == 'gpu' else None
+  if cc is not None and (7, 0) <= tuple(cc) < (8, 0):
+    return True, f'{hw.device}: float16 tensor cores, no native bf16'
+  if hw.kind == 'gpu':
+    return False, (f'{hw.device}: ' + ('bf16 is native' if cc and tuple(cc) >= (8, 0)
+                                       else 'no float16 tensor cores below 7.0'))
+  return False, f'{hw.device}: float16 is for GPUs of compute capability 7.x'
+
+
 def bf16_faster(hw):
   """(bool, reason): whether bf16 is expected to beat float32 on `hw` (what `auto` follows).
 
@@ -94,9 +109,18 @@ def choose(requested, hw, strict=False):
         'descriptor"). Unset ONEDNN_MAX_CPU_ISA (or set it to AVX512_CORE_BF16 or higher), or '
         'use --precision=float32 or --precision=auto.')
   faster, fast_reason = bf16_faster(hw)
+  float16, float16_reason = native_float16(hw)
   if requested == 'auto':
+    if float16:
+      return Choice('mixed_float16', f'precision mixed_float16 (auto: {float16_reason})')
     precision = 'mixed_bfloat16' if faster else 'float32'
     return Choice(precision, f'precision {precision} (auto: {fast_reason})')
+  if requested == 'mixed_float16' and not float16:
+    message = (f'--precision=mixed_float16 on {float16_reason}: expect it to be slower than '
+               'float32 (or than mixed_bfloat16 where bf16 is native). Use --precision=auto.')
+    if strict:
+      raise ConfigError(message + ' (refused because --strict_precision=True)')
+    return Choice(requested, message, warning=True)
   if requested == 'mixed_bfloat16' and not native:
     message = (f'--precision=mixed_bfloat16 on {reason}: bf16 will be emulated, expect it to be '
                f'many times slower than float32 ({PERFORMANCE_PAGE}). Use --precision=float32 '

@@ -120,12 +120,18 @@ class BatchNormalization(keras.layers.Layer):
     return tf.cast(y, inputs.dtype)
 
   def _update_moving(self, mean, variance):
+    """Moving averages of the batch statistics. A channel whose statistics are not finite
+    (a float16 overflow, whose step the loss scale skips) keeps its averages: the step's
+    skip cannot undo an update made in the forward pass."""
     decay = 1.0 - self.momentum
     dtype = self.moving_mean.dtype
-    self.moving_mean.assign(
-        self.moving_mean * self.momentum + tf.cast(tf.stop_gradient(mean), dtype) * decay)
-    self.moving_variance.assign(
-        self.moving_variance * self.momentum + tf.cast(tf.stop_gradient(variance), dtype) * decay)
+    mean = tf.cast(tf.stop_gradient(mean), dtype)
+    variance = tf.cast(tf.stop_gradient(variance), dtype)
+    finite = tf.math.is_finite(mean) & tf.math.is_finite(variance)
+    self.moving_mean.assign(tf.where(
+        finite, self.moving_mean * self.momentum + mean * decay, self.moving_mean))
+    self.moving_variance.assign(tf.where(
+        finite, self.moving_variance * self.momentum + variance * decay, self.moving_variance))
 
   def compute_output_shape(self, input_shape):
     return input_shape

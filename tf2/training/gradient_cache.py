@@ -185,13 +185,14 @@ class GradientCache:
 
   def cached_gradient(self, cache, global_keys=None):
     """(dL/dz per chunk [C, 2M, d], contrastive metrics); L is already divided by the
-    number of replicas, as the unchunked step divides its loss. With the memory, L is
-    against `global_keys` and the queue."""
+    number of replicas, as the unchunked step divides its loss, and multiplied by the loss
+    scale under mixed_float16 (g is far below float16's smallest normal otherwise). With
+    the memory, L is against `global_keys` and the queue."""
     hidden = views_major(cache)
     with tf.GradientTape() as tape:
       tape.watch(hidden)
       loss, metrics = self.objective.contrastive_loss(hidden, global_keys)
-      scaled = loss / self.replicas
+      scaled = self.update.scale(loss / self.replicas)
     return chunks_major(tape.gradient(scaled, hidden), self.chunks), metrics
 
   def _make_accumulators(self):
@@ -228,7 +229,7 @@ class GradientCache:
         outputs = self.model(chunk, training=True)
         example_loss, example_metrics = self.objective.example_losses(
             outputs, chunk, tf.gather(labels, c))
-        surrogate = example_loss * share / self.replicas
+        surrogate = self.update.scale(example_loss * share / self.replicas)
         if cached is not None:
           z = outputs['proj_head_output']
           surrogate += tf.reduce_sum(z * tf.cast(tf.gather(cached, c), z.dtype))
@@ -250,7 +251,7 @@ class GradientCache:
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
       wd = self.objective.weight_decay(variables)
-      scaled = wd / self.replicas
+      scaled = self.update.scale(wd / self.replicas)
     wd_grads = tape.gradient(scaled, variables) if variables else []
     grads = []
     for total, has, g_wd in zip(self._grad_sums, self._has_gradient, wd_grads):

@@ -13,7 +13,10 @@ at the end. An interrupt
 completed step before the run stops, so a restart loses nothing. A loss or a
 weight that becomes NaN or infinite (one flag computed on the device inside
 each call) stops the run before anything is saved, naming the steps, the
-first bad weight and the last (intact) checkpoint.
+first bad weight and the last (intact) checkpoint. Under mixed_float16 a
+step that overflows is skipped by the loss scale, not an error: the call's
+metrics leave it out, the log says so, and only MAX_OVERFLOWS of them in a
+row stop the run as diverged.
 """
 import dataclasses
 import math
@@ -31,6 +34,11 @@ from tf2.training.pacing import LoopPacer
 from tf2.training.progress import Progress
 from tf2.training.train_step import TrainStep
 from tf2.training.train_step import unpack
+
+
+# A run has diverged when this many steps in a row overflow float16 (the loss scale has
+# fallen by 2^20): a healthy run overflows now and then, and recovers at once.
+MAX_OVERFLOWS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +131,16 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
   pacer = LoopPacer(plan.train_steps, plan.checkpoint_steps, config.train_summary_steps,
                     config.log_every_secs, plan.loop_steps)
   previous_handler = _install_sigterm_handler()
+  overflows = 0  # Steps in a row that the loss scale skipped.
+  shown = False  # Whether a progress line was logged (the first one's interval has tracing).
   try:
     while step < plan.train_steps:
       # The call runs the chief's proposal (the same steps on every worker).
-      metrics, ran, finite = unpack(loop(iterator, tf.constant(pacer.next_stop(step) - step)))
+      result = unpack(loop(iterator, tf.constant(pacer.next_stop(step) - step)))
+      metrics, ran, finite = result
       pacer.finished(ran)
       stop = step + ran
+      overflows = count_overflows(overflows, result, optimizer, manager)
       if not math.isfinite(metrics['total_loss']) or not finite:
         # Only now are the variables read on the host, to name the first bad one.
         bad = ([] if not math.isfinite(metrics['total_loss'])
@@ -138,9 +150,12 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
         raise DivergenceError(
             f'{what} between steps {step} and {stop}; nothing of it was saved, and the last '
             f'checkpoint ({manager.latest_checkpoint or "none yet"}) is intact. Lower '
-            '--learning_rate, or use --precision=float32 if you trained in bfloat16.')
+            '--learning_rate, or use --precision=float32 if you trained in bfloat16 or float16.')
       previous, step = step, int(optimizer.iterations.numpy())
-      logging.info('%s', progress.line(step, metrics, first=pacer.calls == 1))
+      if step == previous:  # The loss scale skipped every step of the call: nothing new.
+        continue
+      logging.info('%s', progress.line(step, metrics, first=not shown))
+      shown = True
       if pacer.calls == 2 and pacer.tracing_seconds is not None:
         logging.info('Tracing and compilation took %.1f s (the first call less one steady '
                      'step); images/s excludes it.', pacer.tracing_seconds)
@@ -171,6 +186,26 @@ def train(config, model, optimizer, strategy, source, model_dir, on_loop_end=Non
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
   return step
+
+
+def count_overflows(in_a_row, result, optimizer, manager):
+  """The steps in a row the loss scale skipped, after a call's `result`; a warning for
+  each call that skipped any, and DivergenceError from MAX_OVERFLOWS in a row."""
+  if not result.skipped:
+    return 0
+  _, ran, _ = result
+  in_a_row = in_a_row + ran if result.trailing_skips == ran else result.trailing_skips
+  scale = float(optimizer.dynamic_scale.numpy())
+  logging.warning('%d of the last %d step(s) overflowed float16 and were skipped (no update; '
+                  'the step count waits); the loss scale is now %g.', result.skipped, ran,
+                  scale)
+  if in_a_row >= MAX_OVERFLOWS:
+    raise DivergenceError(
+        f'{in_a_row} steps in a row overflowed float16 (the loss scale fell to {scale:g}): '
+        f'the run diverged, and nothing of it was saved; the last checkpoint '
+        f'({manager.latest_checkpoint or "none yet"}) is intact. Lower --learning_rate, or '
+        'use --precision=float32.')
+  return in_a_row
 
 
 def summary_due(previous, step, every, train_steps, fixed_calls):

@@ -163,9 +163,17 @@ class MomentumEncoder:
     return gather_keys(keys, self.hidden_norm)
 
   def after_update(self, global_keys):
-    """The momentum weights move towards the online ones; the step's keys are enqueued."""
+    """The momentum weights move towards the online ones; the step's keys are enqueued,
+    unless one is not finite (a float16 overflow of the momentum network, whose step the
+    loss scale skips): the memory never holds one. The keys are the same on every replica,
+    so every replica decides alike."""
     momentum_update(*self.pairs, self.decay)
-    self.memory.enqueue(global_keys)
+
+    def enqueue():
+      self.memory.enqueue(global_keys)
+      return tf.constant(True)
+
+    tf.cond(tf.reduce_all(tf.math.is_finite(global_keys)), enqueue, lambda: tf.constant(False))
 
   def checkpointed(self):
     """What checkpoints hold of it beside the online model."""

@@ -13,10 +13,17 @@ import tensorflow as tf
 
 from tf2.dtypes import at_least_float32
 
+from tf2.training import loss_scale
 from tf2.training.lars import LARS, DEFAULT_EXCLUDE
 
 
 def build_optimizer(config, learning_rate):
+  """The optimizer of --optimizer; with --precision=mixed_float16, wrapped in dynamic loss
+  scaling (`loss_scale.py`)."""
+  return loss_scale.wrap(_optimizer(config, learning_rate), config.precision)
+
+
+def _optimizer(config, learning_rate):
   if config.optimizer == 'momentum':
     return keras.optimizers.SGD(learning_rate, momentum=config.momentum, nesterov=True)
   if config.optimizer == 'adam':

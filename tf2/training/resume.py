@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tf2.errors import CheckpointMismatchError, CheckpointWriteError, first_line
 from tf2.models import warm_start
+from tf2.training import loss_scale
 
 
 def checkpoints_newest_first(directory):
@@ -41,10 +42,11 @@ def save(manager, step):
 
 
 def training_checkpoint(model, optimizer, **extras):
-  """What a run saves: the model, the optimizer, the step, and `extras` (the
-  momentum network and the memory of --memory_size, `TrainStep.checkpointed`)."""
-  return tf.train.Checkpoint(model=model, optimizer=optimizer,
-                             global_step=optimizer.iterations, **extras)
+  """What a run saves: the model, the optimizer (under loss scaling: the inner one, and
+  the scale apart, `loss_scale.checkpointed`), the step, and `extras` (the momentum
+  network and the memory of --memory_size, `TrainStep.checkpointed`)."""
+  return tf.train.Checkpoint(model=model, global_step=optimizer.iterations,
+                             **loss_scale.checkpointed(optimizer), **extras)
 
 
 def make_manager(model, optimizer, model_dir, max_to_keep, **extras):
@@ -91,6 +93,14 @@ def resume_from(checkpoint, candidates):
                       type(e).__name__, first_line(e))
       continue
     except (AssertionError, ValueError) as e:
+      if hasattr(checkpoint, 'loss_scale') and not any(
+          name.startswith('loss_scale/') for name, _ in tf.train.list_variables(path)):
+        raise CheckpointMismatchError(
+            f'{path} was written without float16 loss scaling, and this run uses '
+            '--precision=mixed_float16 (--precision=auto picks it on GPUs of compute '
+            'capability 7.x): resume it in the precision it was trained in '
+            '(--precision=float32 or mixed_bfloat16), or start a new --model_dir from it with '
+            f'--checkpoint={path}.') from e
       raise CheckpointMismatchError(
           f'{path} in --model_dir does not fit the model being built (another '
           f'architecture, training mode or --memory_size?): {e}. Use a new --model_dir.') from e

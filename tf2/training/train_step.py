@@ -27,6 +27,8 @@ from tf2.training.update import Update
 # Keys of the multi-step loop's result that are not metrics.
 STEPS = 'steps'
 ALL_FINITE = 'all_finite'
+SKIPPED = 'skipped'  # Steps the loss scale skipped (float16 overflow),
+TRAILING_SKIPS = 'trailing_skips'  # of which at the end of the call.
 
 
 class TrainStep:
@@ -72,7 +74,7 @@ class TrainStep:
     with tf.GradientTape() as tape:
       outputs = self.model(images, training=True)
       loss, metrics = self.objective(outputs, images, labels, variables, global_keys)
-      scaled_loss = loss / self.strategy.num_replicas_in_sync
+      scaled_loss = self.update.scale(loss / self.strategy.num_replicas_in_sync)
     self.update(tape.gradient(scaled_loss, variables), variables, global_keys)
     return objective_lib.reported(metrics)
 
@@ -99,9 +101,12 @@ class TrainStep:
     (the chief's), received by an all-reduce, so that every worker of a
     multi-worker run takes the same steps whatever its own clock proposed
     (collectives must match in count and order on every worker). The result
-    also holds STEPS (the steps run) and ALL_FINITE (1.0 if every variable of
+    also holds STEPS (the steps run), ALL_FINITE (1.0 if every variable of
     `state_variables` is finite after them: one device-side check instead of a
-    host read of every variable after each call).
+    host read of every variable after each call), SKIPPED and TRAILING_SKIPS
+    (steps that applied no update, which only the loss scale does: the
+    optimizer's step counter did not move). The metrics average the applied
+    steps only.
     """
     if self._loop is not None:
       return self._loop
@@ -121,14 +126,22 @@ class TrainStep:
                                           strategy.run(chief_value, (num_steps,)), axis=None),
                           tf.int32)
       sums = {name: tf.constant(0.0) for name in names}
+      applied = trailing = tf.constant(0)
       for _ in tf.range(num_steps):
         images, labels = next(iterator)
+        before = tf.identity(self.optimizer.iterations)
         per_replica = self.distributed_step(images, labels)
-        sums = {name: sums[name] + strategy.reduce(
-            tf.distribute.ReduceOp.MEAN, per_replica[name], axis=None) for name in names}
-      count = tf.cast(tf.maximum(num_steps, 1), tf.float32)
+        moved = self.optimizer.iterations > before
+        sums = {name: tf.where(moved, sums[name] + strategy.reduce(
+            tf.distribute.ReduceOp.MEAN, per_replica[name], axis=None), sums[name])
+                for name in names}
+        applied += tf.cast(moved, tf.int32)
+        trailing = tf.where(moved, 0, trailing + 1)
+      count = tf.cast(tf.maximum(applied, 1), tf.float32)
       result = {name: sums[name] / count for name in names}
       result[STEPS] = num_steps
+      result[SKIPPED] = num_steps - applied
+      result[TRAILING_SKIPS] = trailing
       result[ALL_FINITE] = tf.cast(all_finite(variables), tf.float32)
       return result
 
@@ -136,11 +149,22 @@ class TrainStep:
     return loop
 
 
+class LoopResult(tuple):
+  """(metrics as floats, steps run, all variables finite), with `skipped` and
+  `trailing_skips`: the steps the loss scale skipped, all and those at the end."""
+
+  def __new__(cls, metrics, steps, finite, skipped=0, trailing_skips=0):
+    result = super().__new__(cls, (metrics, steps, finite))
+    result.skipped, result.trailing_skips = skipped, trailing_skips
+    return result
+
+
 def unpack(result):
-  """(metrics as floats, steps run, all variables finite) of a multi-step loop's result."""
+  """The LoopResult of a multi-step loop's result."""
   result = dict(result)
   steps, finite = int(result.pop(STEPS)), bool(result.pop(ALL_FINITE))
-  return {k: float(v) for k, v in result.items()}, steps, finite
+  skipped, trailing = int(result.pop(SKIPPED)), int(result.pop(TRAILING_SKIPS))
+  return LoopResult({k: float(v) for k, v in result.items()}, steps, finite, skipped, trailing)
 
 
 def all_finite(variables):
