@@ -9,8 +9,8 @@ random inputs already in memory, so it measures the model step alone. It
 prints the machine first: figures only compare on the same machine
 (`benchmarks/side_by_side.py` runs the original next to ours).
 `--precision=auto` (default) measures the precision `run.py --precision=auto`
-would pick here; `all` measures float32 and, where bf16 is native,
-mixed_bfloat16. `--width 16` measures the quickstart's model
+would pick here; `all` measures float32 and, where they are native,
+mixed_bfloat16 and mixed_float16. `--width 16` measures the quickstart's model
 (`--resnet_base_width=16`). `original_step_speed.py` times the original's
 step the same way (both through `step_profile.py`).
 
@@ -50,7 +50,8 @@ def main():
   hw = hardware.detect()
   print(hardware.describe(hw), flush=True)
   if args.precision == 'all':
-    precisions = ['float32'] + (['mixed_bfloat16'] if precision_lib.native_bf16(hw)[0] else [])
+    precisions = (['float32'] + (['mixed_bfloat16'] if precision_lib.native_bf16(hw)[0] else [])
+                  + (['mixed_float16'] if precision_lib.native_float16(hw)[0] else []))
   else:
     choice = precision_lib.choose(args.precision, hw)
     print(choice.message, flush=True)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tf2.config import Config
-from tf2.errors import CheckpointMismatchError, DivergenceError
+from tf2.errors import DivergenceError
 from tf2.models.model import SimCLRModel
 from tf2.training import loop
 from tf2.training import loss_scale
@@ -133,11 +133,12 @@ def test_a_float16_step_equals_float32_within_float16_tolerance(name):
     np.testing.assert_allclose(memory16.queue.numpy(), memory32.queue.numpy(), atol=2e-2)
 
 
-def test_an_overflow_on_one_replica_is_skipped_on_every_replica_and_halves_the_scale(
+def test_an_overflowing_step_is_skipped_counted_and_the_next_equals_one_device(
     rng, strategy8):
-  """Replica 5's batch overflows float16 (a pixel of 1e6 is Inf there); the others' are
-  fine. The weights, slots and step must stay as they were on all 8, the scale halve, and
-  the loop count the skip. BN's moving averages move in the forward pass, before any
+  """Replica 5's batch overflows float16 (a pixel of 1e6 is Inf there; through global BN
+  and NT-Xent's negatives it reaches every replica's gradients, so this is not the test of
+  one replica's verdict: the next test is). The weights, slots and step must stay as they
+  were on all 8, the scale halve, and the loop count the skip. BN's moving averages move in the forward pass, before any
   verdict: where the statistics overflowed they keep their values, so they hold no Inf.
   The next, finite step on 8 replicas (global BN, NT-Xent's negatives across replicas)
   equals one device's on the whole batch within the bounds of float16 against float32."""
@@ -175,7 +176,8 @@ def test_an_overflow_on_one_replica_is_skipped_on_every_replica_and_halves_the_s
 def test_a_gradient_that_is_not_finite_on_one_replica_only_skips_the_step_on_all(
     strategy8, optimizer_class, skipped):
   """Keras checks each replica's own gradients before they are summed and keeps replica 0's
-  verdict: an Inf on replica 5 alone reaches the weight (the second case shows it). Ours
+  verdict: an Inf on replica 5 alone reaches the weight (the second case shows it, with the
+  pinned Keras; if it ever fails, Keras has fixed this and the subclass can go). Ours
   all-reduces the verdict."""
   with strategy8.scope():
     weight = tf.Variable([1.0, 2.0])
@@ -215,8 +217,8 @@ def test_overflows_are_counted_and_only_many_in_a_row_stop_the_run():
 
 def test_the_checkpoint_holds_the_scale_apart_and_resumes_across_precisions(tmp_path, rng):
   """Inner optimizer under `optimizer` (as float32 runs), the scale under `loss_scale`; a
-  float16 checkpoint resumes bit for bit, and in float32; a float32 one into float16 is
-  refused with what to do."""
+  float16 checkpoint resumes bit for bit, and in float32; a float32 one resumes in float16,
+  its scale starting afresh."""
   strategy = tf.distribute.get_strategy()
   data = batch(rng)
   cfg16 = CFG.replace(precision='mixed_float16')
@@ -246,15 +248,13 @@ def test_the_checkpoint_holds_the_scale_apart_and_resumes_across_precisions(tmp_
   assert resume.restore_or_initialize(CFG, model32, optimizer32, manager32,
                                       str(tmp_path / 'a')) == 2
   fresh, optimizer3, _ = build(cfg16, strategy)
-  with pytest.raises(CheckpointMismatchError, match='written without float16 loss scaling'):
-    resume.restore_or_initialize(cfg16, fresh, optimizer3, resume.make_manager(
-        fresh, optimizer3, str(tmp_path / 'e'), 1), str(tmp_path / 'b'))
-  # What the message offers: a new --model_dir started from it with --checkpoint.
-  assert resume.restore_or_initialize(
-      cfg16.replace(checkpoint=str(tmp_path / 'b')), fresh, optimizer3,
-      resume.make_manager(fresh, optimizer3, str(tmp_path / 'f'), 1)) == 0
+  manager = resume.make_manager(fresh, optimizer3, str(tmp_path / 'e'), 1)
+  assert resume.restore_or_initialize(cfg16, fresh, optimizer3, manager,
+                                      str(tmp_path / 'b')) == 0
   for a, b in zip(saved32, fresh.get_weights()):
     np.testing.assert_array_equal(a, b)
+  names = dict(tf.train.list_variables(manager.save(checkpoint_number=3)))
+  assert 'loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE' in names  # Saved from then on.
   assert float(optimizer3.dynamic_scale.numpy()) == loss_scale.INITIAL_SCALE
 
 

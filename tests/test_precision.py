@@ -48,16 +48,6 @@ def test_auto_picks_float16_on_gpus_with_float16_tensor_cores_only(hw, expected)
   assert choice.message.startswith(f'precision {expected} (auto: {hw.device}')
 
 
-@pytest.mark.parametrize('hw', [AVX2, AMX, P100, A100, TPU])
-def test_explicit_float16_off_its_gpus_warns_or_refuses(hw):
-  choice = precision.choose('mixed_float16', hw)
-  assert choice.warning and choice.precision == 'mixed_float16'
-  assert hw.device in choice.message and 'Use --precision=auto' in choice.message
-  with pytest.raises(ConfigError, match='strict_precision'):
-    precision.choose('mixed_float16', hw, strict=True)
-  assert not precision.choose('mixed_float16', T4, strict=True).warning
-
-
 def test_auto_states_the_reason():
   assert precision.choose('auto', AVX2).message == (
       'precision float32 (auto: CPU AMD EPYC 7B13 without avx512_bf16/amx_bf16)')
@@ -69,13 +59,23 @@ def test_auto_states_the_reason():
       precision.choose('auto', BF16_CAPPED).message)
 
 
-@pytest.mark.parametrize('hw', [AVX2, T4, NO_FLAGS])
-def test_explicit_bf16_without_native_support_warns_or_refuses(hw):
-  choice = precision.choose('mixed_bfloat16', hw)
-  assert choice.warning and choice.precision == 'mixed_bfloat16'
-  assert hw.device in choice.message and 'many times slower' in choice.message
+@pytest.mark.parametrize('requested, hw, says', [
+    *[('mixed_bfloat16', hw, 'many times slower') for hw in (AVX2, T4, NO_FLAGS)],
+    *[('mixed_float16', hw, 'Use --precision=auto') for hw in (AVX2, AMX, P100, GPU_UNKNOWN_CC,
+                                                                TPU)]])
+def test_explicit_mixed_precision_without_native_support_warns_or_refuses(requested, hw, says):
+  choice = precision.choose(requested, hw)
+  assert choice.warning and choice.precision == requested
+  assert hw.device in choice.message and says in choice.message
   with pytest.raises(ConfigError, match='strict_precision'):
-    precision.choose('mixed_bfloat16', hw, strict=True)
+    precision.choose(requested, hw, strict=True)
+
+
+def test_explicit_float16_where_bf16_is_native_on_a_gpu_warns_and_runs():
+  """An A100 has float16 tensor cores too: float16 is fast there, only needlessly scaled."""
+  choice = precision.choose('mixed_float16', A100, strict=True)
+  assert choice.precision == 'mixed_float16' and choice.warning
+  assert 'needs no loss scale' in choice.message and 'auto picks mixed_bfloat16' in choice.message
 
 
 def test_explicit_bf16_where_native_but_measured_slower_warns_and_runs():
@@ -86,7 +86,7 @@ def test_explicit_bf16_where_native_but_measured_slower_warns_and_runs():
 
 @pytest.mark.parametrize('requested, hw', [
     ('mixed_bfloat16', AMD_BF16), ('mixed_bfloat16', TPU), ('float32', AVX512_BF16),
-    ('float64', AVX2), ('float32', AVX2)])
+    ('float64', AVX2), ('float32', AVX2), ('mixed_float16', T4), ('mixed_float16', V100)])
 def test_other_choices_are_kept_without_warning(requested, hw):
   choice = precision.choose(requested, hw, strict=True)
   assert choice.precision == requested and not choice.warning

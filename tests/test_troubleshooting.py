@@ -204,14 +204,6 @@ def checkpoint_flags(path, pattern, more=()):
   return scenario
 
 
-def float32_run_resumed_in_float16(tmp, fixtures):
-  shutil.copytree(fixtures['checkpoints'] / 'run', tmp / 'run')
-  return run_py(TINY + ['--precision=mixed_float16', '--train_steps=2',
-                        f'--model_dir={tmp / "run"}']) + (
-                            r'ckpt-1 was written without float16 loss scaling.*'
-                            r'start a new --model_dir from it with --checkpoint=',)
-
-
 def foreign_teacher(tmp, fixtures):
   teacher = fixtures['checkpoints'] / 'plain'
   return run_py(TINY + ['--train_mode=distill', f'--teacher_checkpoint={teacher}',
@@ -303,7 +295,6 @@ SCENARIOS = {
         lambda checkpoints: checkpoints / 'plain',
         'is not a checkpoint or export of this project.*checkpoints.convert'),
     '... as `--teacher_checkpoint`': foreign_teacher,
-    'a float32 run resumed with `--precision=mixed_float16`': float32_run_resumed_in_float16,
     'a worker of a multi-worker run dies': lost_worker,
     '`--jit_compile=True` with several replicas on CPUs': jit_on_cpu_replicas,
     '`--use_tpu=True` (the default, as the original\'s) without a reachable TPU': no_tpu,

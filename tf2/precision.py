@@ -11,7 +11,8 @@ capability 7.x; mixed_bfloat16 on TPUs, on GPUs from compute capability 8.0,
 and on CPUs with AMX or AMD CPUs with avx512_bf16; float32 everywhere else.
 An explicit mixed precision where it is not native is logged as a warning
 naming the device, or refused with `--strict_precision`; bf16 where it is
-native but slower is a warning. With oneDNN capped below the CPU's bf16
+native but slower, and float16 where bf16 is native (GPUs from 8.0), are
+warnings. With oneDNN capped below the CPU's bf16
 kernels (`ONEDNN_MAX_CPU_ISA`), `auto` picks float32 and mixed_bfloat16 is
 refused.
 """
@@ -62,12 +63,14 @@ def native_float16(hw):
   """(bool, reason): whether `hw` has float16 tensor cores that `auto` should use: GPUs of
   compute capability 7.x (V100, T4). From 8.0 bf16 is as fast and needs no loss scaling;
   below 7.0 there are no tensor cores (and consumer Pascal cards run float16 slowly)."""
-  cc = hw.gpu_compute_capability if hw.kind == 'gpu' else None
-  if cc is not None and (7, 0) <= tuple(cc) < (8, 0):
+  cc = tuple(hw.gpu_compute_capability or ()) if hw.kind == 'gpu' else None
+  if cc and (7, 0) <= cc < (8, 0):
     return True, f'{hw.device}: float16 tensor cores, no native bf16'
+  if cc and cc >= (8, 0):
+    return False, f'{hw.device}: bf16 is as fast as float16 there and needs no loss scale'
   if hw.kind == 'gpu':
-    return False, (f'{hw.device}: ' + ('bf16 is native' if cc and tuple(cc) >= (8, 0)
-                                       else 'no float16 tensor cores below 7.0'))
+    return False, (f'{hw.device}: no float16 tensor cores below compute capability 7.0' if cc
+                   else f'{hw.device}: compute capability unknown')
   return False, f'{hw.device}: float16 is for GPUs of compute capability 7.x'
 
 
@@ -116,8 +119,11 @@ def choose(requested, hw, strict=False):
     precision = 'mixed_bfloat16' if faster else 'float32'
     return Choice(precision, f'precision {precision} (auto: {fast_reason})')
   if requested == 'mixed_float16' and not float16:
-    message = (f'--precision=mixed_float16 on {float16_reason}: expect it to be slower than '
-               'float32 (or than mixed_bfloat16 where bf16 is native). Use --precision=auto.')
+    if native and hw.kind == 'gpu':  # Fast too, with a loss scale bf16 does without.
+      return Choice(requested, f'--precision=mixed_float16 on {float16_reason}: '
+                    '--precision=auto picks mixed_bfloat16.', warning=True)
+    message = (f'--precision=mixed_float16 on {float16_reason}: expect no speed-up over '
+               'float32 (float16 is not native here). Use --precision=auto.')
     if strict:
       raise ConfigError(message + ' (refused because --strict_precision=True)')
     return Choice(requested, message, warning=True)

@@ -22,7 +22,7 @@ updates only (`training/loop.py` counts them, and the skips).
 Checkpoints hold the inner optimizer under `optimizer`, as float32 runs do,
 and the scale and its counter under `loss_scale`: a float16 checkpoint
 resumes or warm-starts in float32 and the reverse (a run without a saved
-scale starts from 2^15).
+scale starts from 2^15; `resume.restore`).
 """
 import keras
 import tensorflow as tf

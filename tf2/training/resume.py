@@ -81,26 +81,36 @@ def restore_or_initialize(config, model, optimizer, manager, restore_dir=None):
   return int(optimizer.iterations.numpy())
 
 
+def restore(checkpoint, path):
+  """Restores `path` into `checkpoint`, every object matched. A checkpoint written without
+  float16 loss scaling (float32, bf16; or before `auto` picked float16 on this GPU) resumes
+  a mixed_float16 run too: its scale starts afresh."""
+  state = getattr(checkpoint, 'loss_scale', None)
+  if state is None or any(name.startswith('loss_scale/')
+                          for name, _ in tf.train.list_variables(path)):
+    checkpoint.restore(path).assert_existing_objects_matched()
+    return
+  del checkpoint.loss_scale  # Untracked for this restore only: the saves keep it.
+  try:
+    checkpoint.restore(path).assert_existing_objects_matched()
+  finally:
+    checkpoint.loss_scale = state
+  logging.info('%s holds no float16 loss scale (written in another precision): the scale '
+               'starts at %g.', path, float(state.scale.numpy()))
+
+
 def resume_from(checkpoint, candidates):
   """Restores the newest readable checkpoint of `candidates` (newest first); returns its
   path, or None. A damaged or vanished one is skipped with a warning, so a run whose
   last checkpoint was cut short resumes from the one before."""
   for path in candidates:
     try:
-      checkpoint.restore(path).assert_existing_objects_matched()
+      restore(checkpoint, path)
     except warm_start.DAMAGED_ERRORS as e:
       logging.warning('Cannot read %s (%s: %s): trying the checkpoint before it.', path,
                       type(e).__name__, first_line(e))
       continue
     except (AssertionError, ValueError) as e:
-      if hasattr(checkpoint, 'loss_scale') and not any(
-          name.startswith('loss_scale/') for name, _ in tf.train.list_variables(path)):
-        raise CheckpointMismatchError(
-            f'{path} was written without float16 loss scaling, and this run uses '
-            '--precision=mixed_float16 (--precision=auto picks it on GPUs of compute '
-            'capability 7.x): resume it in the precision it was trained in '
-            '(--precision=float32 or mixed_bfloat16), or start a new --model_dir from it with '
-            f'--checkpoint={path}.') from e
       raise CheckpointMismatchError(
           f'{path} in --model_dir does not fit the model being built (another '
           f'architecture, training mode or --memory_size?): {e}. Use a new --model_dir.') from e
