@@ -107,23 +107,32 @@ def initial_weights(config):
           for v, w in zip(model.variables, model.get_weights())]
 
 
-def one_step(config, strategy, weights, data, scale=None):
-  """([(path, weight)] after one step, its LoopResult) from `weights` on `data`."""
+def trainer(config, strategy, data, weights=None):
+  """(model, optimizer, the multi-step loop, its iterator over `data` repeated)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tf2.models.model import SimCLRModel  # pylint: disable=g-import-not-at-top
   from tf2.training.optimizers import build_optimizer  # pylint: disable=g-import-not-at-top
-  from tf2.training.train_step import TrainStep, unpack  # pylint: disable=g-import-not-at-top
+  from tf2.training.train_step import TrainStep  # pylint: disable=g-import-not-at-top
   with strategy.scope():
     model = SimCLRModel(config, 10).build_for()
-    model.set_weights(weights)
+    if weights is not None:
+      model.set_weights(weights)
     optimizer = build_optimizer(config, config.learning_rate)
   step = TrainStep(config, model, optimizer, strategy)
   step.build_optimizer_state()
-  if scale is not None:
-    optimizer.dynamic_scale.assign(scale)
   dataset = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(data).repeat())
-  result = unpack(step.make_loop()(iter(dataset), tf.constant(1)))
+  return model, optimizer, step.make_loop(), iter(dataset)
+
+
+def one_step(config, strategy, weights, data, scale=None):
+  """([(path, weight)] after one step, its LoopResult) from `weights` on `data`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tf2.training.train_step import unpack  # pylint: disable=g-import-not-at-top
+  model, optimizer, loop, iterator = trainer(config, strategy, data, weights)
+  if scale is not None:
+    optimizer.dynamic_scale.assign(scale)
+  result = unpack(loop(iterator, tf.constant(1)))
   return list(zip([v.path for v in model.variables], model.get_weights())), result
 
 
@@ -163,11 +172,11 @@ def replica_check(strategy, fields, why_not):
 
 def xla_check(strategy, fields):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if 'TPU' in type(strategy).__name__:
+    return Check('xla', NA, 'TPUs always compile with XLA: the replica check ran compiled')
   config = base_config(fields)
   data, initial = batch_of(config), initial_weights(config)
   device = tf.distribute.get_strategy()
-  if 'TPU' in type(strategy).__name__:
-    return Check('xla', NA, 'TPUs always compile with XLA: the replica check ran compiled')
   plain = one_step(config, device, initial, data)
   compiled = one_step(config.replace(jit_compile=True), device, initial, data)
   passed, detail, figures = compare(plain, compiled, initial, 'float32')
@@ -210,18 +219,10 @@ def export_check(fields):
 def seconds_per_step(config, strategy, steps):
   """Steady seconds per step of `config` under `strategy` (the first call traces)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tf2.models.model import SimCLRModel  # pylint: disable=g-import-not-at-top
-  from tf2.training.optimizers import build_optimizer  # pylint: disable=g-import-not-at-top
-  from tf2.training.train_step import SKIPPED, TrainStep  # pylint: disable=g-import-not-at-top
-  with strategy.scope():
-    model = SimCLRModel(config, 10).build_for()
-    optimizer = build_optimizer(config, config.learning_rate)
-  step = TrainStep(config, model, optimizer, strategy)
-  step.build_optimizer_state()
+  from tf2.training.train_step import SKIPPED  # pylint: disable=g-import-not-at-top
   size, n = config.image_size, config.train_batch_size
-  dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(
-      (tf.random.uniform([n, size, size, 6]), tf.zeros([n], tf.int64))).repeat())
-  iterator, loop = iter(dataset), step.make_loop()
+  _, _, loop, iterator = trainer(config, strategy, (tf.random.uniform([n, size, size, 6]),
+                                                    tf.zeros([n], tf.int64)))
   float(loop(iterator, tf.constant(1))['total_loss'])
   for _ in range(3):  # Until no step was skipped: a skipped float16 step costs less.
     start = time.perf_counter()

@@ -65,11 +65,6 @@ def scaled(optimizer):
   return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
 
-def inner(optimizer):
-  """The optimizer that holds the slots: the wrapped one under loss scaling."""
-  return optimizer.inner_optimizer if scaled(optimizer) else optimizer
-
-
 def checkpointed(optimizer):
   """Checkpoint entries of `optimizer`: {'optimizer': ..., 'loss_scale': ...}."""
   if not scaled(optimizer):
