@@ -4,7 +4,10 @@ the pages themselves, and the named recipes that benchmarks and tests start from
 A recipe is read from its one home, never copied:
 - `cifar10_pretrain`, `cifar10_finetune`: the original README's CIFAR-10
   commands, the fenced block of docs/usage.md's section "CIFAR-10";
-- `quickstart`: flagfiles/quickstart.cfg.
+- `quickstart`: flagfiles/quickstart.cfg;
+- `randbits`: flagfiles/randbits.cfg (benchmarks/randbits.py);
+- `cifar10_convnet`: flagfiles/cifar10_convnet.cfg (digits on images, the loss
+  variants).
 
     recipes.flags_of('cifar10_pretrain', train_batch_size=128)  # run.py's flags (a list)
     recipes.config('cifar10_pretrain', train_batch_size=128)    # a tf2.config.Config
@@ -157,6 +160,8 @@ RECIPES = {
     'cifar10_pretrain': ('usage.md', 'CIFAR-10', 0),
     'cifar10_finetune': ('usage.md', 'CIFAR-10', 1),
     'quickstart': 'flagfiles/quickstart.cfg',
+    'randbits': 'flagfiles/randbits.cfg',
+    'cifar10_convnet': 'flagfiles/cifar10_convnet.cfg',
 }
 
 

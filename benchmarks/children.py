@@ -10,8 +10,10 @@ not this repository's `run.py`.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,3 +49,18 @@ def start(module, args, original=None, **variables):
   return subprocess.Popen(command(module, args, original), cwd=ROOT, text=True, bufsize=1,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           env=environment(original, **variables))
+
+
+def run_py(model_dir, flags):
+  """One `run.py` process on `flags` (run.py's, `--model_dir` included) in a fresh
+  `model_dir`; returns (its result.json, wall seconds). A failure raises with the end
+  of its stderr."""
+  shutil.rmtree(model_dir, ignore_errors=True)
+  start_time = time.time()
+  out = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py')] + list(flags), cwd=ROOT,
+                       capture_output=True, text=True)
+  seconds = time.time() - start_time
+  if out.returncode:
+    raise RuntimeError(f'run.py failed (exit {out.returncode}):\n{out.stderr[-3000:]}')
+  with open(os.path.join(model_dir, 'result.json')) as f:
+    return json.load(f), seconds

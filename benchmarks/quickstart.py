@@ -12,14 +12,10 @@ encoder, their margin, the in-run evaluation and the kNN monitor's curve
 (kNN top-1 against step); last, the smallest margin and the longest time.
 """
 import argparse
-import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 
 import recipes
+from benchmarks import children
 from tf2 import console
 from tf2 import hardware
 from tf2 import plot
@@ -27,16 +23,8 @@ from tf2 import plot
 
 def run_once(model_dir, extra):
   """(seconds, result.json, [(step, kNN top-1)]) of one quickstart process."""
-  shutil.rmtree(model_dir, ignore_errors=True)
-  argv = ([sys.executable, os.path.join(recipes.ROOT, 'run.py')] + recipes.flags_of('quickstart')
-          + [f'--model_dir={model_dir}'] + list(extra))
-  start = time.time()
-  proc = subprocess.run(argv, cwd=recipes.ROOT, capture_output=True, text=True)
-  seconds = time.time() - start
-  if proc.returncode:
-    raise RuntimeError(f'the quickstart failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}')
-  with open(os.path.join(model_dir, 'result.json')) as f:
-    result = json.load(f)
+  result, seconds = children.run_py(
+      model_dir, recipes.flags_of('quickstart') + [f'--model_dir={model_dir}'] + list(extra))
   return seconds, result, plot.read_scalars(model_dir).get('eval/knn_top_1', [])
 
 

@@ -24,10 +24,22 @@ def test_defaults_are_the_originals():
     (dict(precision='float16'), '--precision'),
     (dict(image_size=4), '--image_size=4 is below 8'),
     (dict(train_mode='distill'), '--teacher_checkpoint'),
+    (dict(encoder='vit'), '--encoder'),
+    (dict(randbits=31), r'--randbits must be in \[0, 30\]'),
+    (dict(randbits=-1), '--randbits'),
+    (dict(crop_min_area=0.0), '--crop_min_area'),
+    (dict(encoder='convnet', sk_ratio=0.0625), '--sk_ratio is a ResNet setting'),
+    (dict(encoder='convnet', train_mode='finetune', fine_tune_after_block=2),
+     '--fine_tune_after_block is a ResNet setting'),
 ])
 def test_invalid_settings_name_the_flag(changes, flag):
   with pytest.raises(ValueError, match=flag):
     Config(**changes).validate()
+
+
+def test_a_view_has_the_rgb_and_the_bit_channels():
+  assert Config().view_channels == 3 and Config(randbits=20).view_channels == 23
+  Config(encoder='convnet', randbits=30, crop_min_area=1.0).validate()
 
 
 def test_cifar_stem_and_supervised_head_rules():

@@ -79,6 +79,10 @@ STEPS = {  # Every step the project has: LARS and weight decay in all of them.
     'memory': {'memory_size': 32, 'momentum_decay': 0.9},
     'finetune': {'train_mode': 'finetune'},
     'distill': {'train_mode': 'distill', 'teacher_checkpoint': 't', 'distill_alpha': 0.5},
+    # The generalized loss, its sliced Wasserstein and its logsumexp terms.
+    'swd': {'contrastive_loss': 'generalized', 'gcl_distribution': 'normal'},
+    'decoupled': {'contrastive_loss': 'generalized', 'gcl_distribution': 'logsumexp',
+                  'microbatch_size': 4},
 }
 
 

@@ -25,6 +25,10 @@ MIN_IMAGE_SIZE = 8
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16', 'float64', 'auto')
 CONTRASTIVE_LOSSES = ('nt_xent', 'generalized')
 GCL_DISTRIBUTIONS = ('logsumexp', 'normal', 'uniform')
+ENCODERS = ('resnet', 'convnet')
+# RandBits: at most this many bits (one hash of 64 bits per image, and far beyond the
+# paper's 20).
+MAX_RANDBITS = 30
 
 
 def grpc_host_port(address, flag='--data_service_address', error=ConfigError):
@@ -122,7 +126,8 @@ class Config:
   knn_eval: bool = flag(False,
       '[new] kNN monitor: at the start and at every checkpoint (not again within a tenth '
       'of the checkpoint interval), the weighted kNN (cosine, Wu et al. 2018) top-1 of '
-      'final_avg_pool features, eval split queries against a train-split bank; logged '
+      'encoder features (final_avg_pool for the ResNet), eval split queries against a '
+      'train-split bank; logged '
       'with its cost, in TensorBoard (eval/knn_top_1) and result.json. Needs labelled '
       'splits.')
   knn_k: int = flag(200,
@@ -181,6 +186,20 @@ class Config:
       '[new] With --data_service_address: parallel_epochs (every worker runs the whole '
       'pipeline; any source) or distributed_epoch (each example once per epoch across '
       'workers; splittable sources: folders, arrays).')
+  digits_on_images: int = flag(0,
+      '[new] Digits on images (Intriguing Properties, Fig. 4b): every image read gets one '
+      'of the first N train digits of --digits_dataset, drawn at random before the views '
+      'are made, tiled 3x3 on it by pixel-wise maximum (10-px digits on 32-px images, '
+      '28 px on 224). 0: off.')
+  digits_label: str = flag('object',
+      "[new] With --digits_on_images: the label of an example, the image's own (object) or "
+      'the digit on it (digit).')
+  digits_dataset: str = flag('mnist5k',
+      '[new] With --digits_on_images: where the digits come from, mnist5k (offline) or '
+      'mnist (TFDS, prepared in --data_dir).')
+  crop_min_area: float = flag(0.08,
+      "[new] The smallest random crop, as a fraction of the image's area (the original's "
+      '0.08; the Intriguing Properties RandBits notebook crops 0.5-1.0).')
   strict_images: bool = flag(False,
       '[new] Stop at the first unreadable image of a folder dataset instead of skipping'
       ' it.')
@@ -301,6 +320,16 @@ class Config:
       'quickstart).')
   se_ratio: float = flag(0.0,
       'If it is bigger than 0, it will enable SE.')
+  encoder: str = flag('resnet',
+      '[new] resnet (--resnet_depth, --sk_ratio, ...), or convnet: the small ConvNet of '
+      "the Intriguing Properties RandBits notebook (three 3x3 convolutions of stride 2 and "
+      'a dense layer, 32/64/64/128 units x --width_multiplier), for MNIST-sized '
+      'experiments (docs/intriguing_properties.md).')
+  randbits: int = flag(0,
+      '[new] RandBits (Intriguing Properties, Fig. 5a): append k random bits, fixed per '
+      'image (a hash of its pixels), to every view as k constant channels, so a view has '
+      '3 + k channels. Crops leave them as they are; colour distortion and blur touch '
+      'only the image channels. 0: off.')
   precision: str = flag('float32',
       '[new] float32 (the default: the original numerics on every machine), '
       'mixed_bfloat16 (bf16 compute, float32 variables; fast only where bf16 is native:'
@@ -322,6 +351,11 @@ class Config:
   def cifar_stem(self) -> bool:
     """The original uses the 3x3 stride-1 stem without max pool up to 32 px."""
     return self.image_size <= 32
+
+  @property
+  def view_channels(self) -> int:
+    """Channels of one view: RGB, then the --randbits constant channels."""
+    return 3 + self.randbits
 
   @property
   def has_supervised_head(self) -> bool:
@@ -396,6 +430,12 @@ class Config:
           f'--color_jitter_strength={self.color_jitter_strength} is outside [0, 1.25]: above '
           '1.25 the contrast and saturation factors (1 +- 0.8 x strength) turn negative. The '
           'original uses 1.0 for ImageNet and 0.5 for CIFAR-10.')
+    if self.digits_on_images < 0:
+      raise ConfigError(f'--digits_on_images must be >= 0 (0: off), got '
+                        f'{self.digits_on_images}.')
+    choice('digits_label', ('object', 'digit'))
+    if not 0 < self.crop_min_area <= 1:
+      raise ConfigError(f'--crop_min_area must be in (0, 1], got {self.crop_min_area}.')
     if self.data_service_address:
       grpc_host_port(self.data_service_address)
     if self.data_service_address and not self.model_dir:
@@ -473,4 +513,19 @@ class Config:
           f'nothing but padding. Use --image_size >= {MIN_IMAGE_SIZE} (32 for CIFAR-10).')
     if self.sk_ratio < 0 or self.se_ratio < 0:
       raise ConfigError('--sk_ratio and --se_ratio must be >= 0.')
+    self._validate_encoder()
     return self
+
+  def _validate_encoder(self):
+    if self.encoder not in ENCODERS:
+      raise ConfigError(f'--encoder={self.encoder!r} is not one of {list(ENCODERS)}.')
+    if not 0 <= self.randbits <= MAX_RANDBITS:
+      raise ConfigError(f'--randbits must be in [0, {MAX_RANDBITS}] (0: off), got '
+                        f'{self.randbits}.')
+    if self.encoder == 'convnet':
+      resnet_only = {'sk_ratio': self.sk_ratio > 0, 'se_ratio': self.se_ratio > 0,
+                     'fine_tune_after_block': self.fine_tune_after_block != -1}
+      used = [name for name, is_set in resnet_only.items() if is_set]
+      if used:
+        raise ConfigError(f'--{used[0]} is a ResNet setting and --encoder=convnet has no '
+                          f'block groups: leave it at its default, or use --encoder=resnet.')

@@ -15,7 +15,9 @@ For deployment tools the export also carries two signatures:
 - `serving_default(images)`: float32 `[N, H, W, 3]` in [0, 1], any size (the
   ResNet is fully convolutional and ends in a global average pool; for the
   numbers of the trained model feed the training resolution, e.g. the eval
-  preprocessing's output); returns the dict above, inference mode.
+  preprocessing's output; `--encoder=convnet` takes the training resolution
+  only); returns the dict above, inference mode. With `--randbits` an image
+  has 3 + bits channels, and `serving_bytes` appends the bits itself.
 - `serving_bytes(image_bytes)`: a `[N]` string tensor of encoded JPEG/PNG/
   BMP/GIF images; decodes each and applies the eval preprocessing of
   `run.py` (centre crop of 87.5% and resize to `image_size`, no crop at 32 px
@@ -28,7 +30,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
-from tf2.data import augment
+from tf2.data import augment, randbits
 from tf2.errors import ExportError
 
 SERVING_DEFAULT = 'serving_default'
@@ -50,11 +52,14 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
       return model(images, training=trainable, return_endpoints=True)
 
     # One trace per mode; the loaded object dispatches on the Python bool.
-    images = tf.TensorSpec([None, None, None, 3], tf.float32)
+    config = model.config
+    image_size = config.image_size
+    # The ConvNet's dense layer takes the flattened maps of one image size only.
+    side = image_size if config.encoder == 'convnet' else None
+    images = tf.TensorSpec([None, side, side, config.view_channels], tf.float32)
     call.get_concrete_function(images, False)
     call.get_concrete_function(images, True)
     self.__call__ = call
-    image_size = model.config.image_size
 
     @tf.function(input_signature=[images])
     def serve(images):
@@ -64,9 +69,12 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
     def serve_bytes(image_bytes):
       def decode(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        return augment.preprocess(image, image_size, is_training=False, color_distort=False)
-      batch = tf.map_fn(decode, image_bytes,
-                        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+        view = augment.preprocess(image, image_size, is_training=False, color_distort=False)
+        if not config.randbits:
+          return view
+        return randbits.append_bits(view, randbits.image_bits(image, config.randbits), 1)
+      batch = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec(
+          [image_size, image_size, config.view_channels], tf.float32))
       return call(batch, False)
 
     self.serve = serve

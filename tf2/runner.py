@@ -8,6 +8,7 @@ cannot work stops before a model is built; then the models, training
 (`training/loop.py`), evaluation (`evaluation/`) and export.
 """
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from tf2 import cluster
@@ -19,7 +20,7 @@ from tf2 import preflight
 from tf2 import strategies
 from tf2.data import datasets
 from tf2.data import download
-from tf2.data import shapes_data
+from tf2.data import digits_on_images, mnist5k, shapes_data
 from tf2.errors import DatasetError, first_line
 from tf2.evaluation import knn
 from tf2.evaluation import linear_probe
@@ -39,10 +40,27 @@ def needed_splits(config):
   return list(dict.fromkeys(splits))
 
 
+# The datasets built in (no download), by name.
+BUILTIN = {shapes_data.NAME: shapes_data.builtin, mnist5k.NAME: mnist5k.builtin}
+
+
+def builtin_source(dataset, data_dir, splits):
+  """The `datasets.build_source` hook: the built-in dataset of that name, or None."""
+  hook = BUILTIN.get(dataset)
+  return hook(dataset, data_dir, splits) if hook else None
+
+
 def load_source(config):
-  return datasets.build_source(config.dataset, config.data_dir, needed_splits(config),
-                               strict=config.strict_images, builtin=shapes_data.builtin,
-                               scan_cache_dir=config.image_scan_cache_dir)
+  source = datasets.build_source(config.dataset, config.data_dir, needed_splits(config),
+                                 strict=config.strict_images, builtin=builtin_source,
+                                 scan_cache_dir=config.image_scan_cache_dir)
+  if not config.digits_on_images:
+    return source
+  digits = datasets.build_source(config.digits_dataset, config.data_dir, ['train'],
+                                 builtin=builtin_source)
+  images, labels = zip(*digits.read('train').take(config.digits_on_images).as_numpy_iterator())
+  return digits_on_images.wrap(source, np.stack(images)[..., :1], np.array(labels),
+                               config.digits_on_images, config.digits_label)
 
 
 def describe_data(config, source):
@@ -107,7 +125,7 @@ def remove_if_only_flags(model_dir):
 
 def tfds_name(config):
   """--dataset as a TFDS name, or None for a folder or a built-in dataset."""
-  if datasets.is_folder(config.dataset) or config.dataset == shapes_data.NAME:
+  if datasets.is_folder(config.dataset) or config.dataset in BUILTIN:
     return None
   return config.dataset
 

@@ -1,7 +1,7 @@
 """SimCLR data augmentation (paper appendix A; the original `data_util.py` policy).
 
-Training views: random resized crop (area 8%-100%, aspect ratio 3/4-4/3,
-bicubic resize), horizontal flip, then (pretraining only) colour distortion
+Training views: random resized crop (area 8%-100%, `--crop_min_area`; aspect
+ratio 3/4-4/3, bicubic resize), horizontal flip, then (pretraining only) colour distortion
 of strength s: with probability 0.8 brightness 0.8s, contrast 0.8s,
 saturation 0.8s and hue 0.2s in random order, each result clipped to [0, 1],
 then grayscale with probability 0.2. Brightness is multiplicative
@@ -58,20 +58,21 @@ def to_float_rgb(image):
   return to_float(to_rgb(image))
 
 
-def sample_crop_box(image_shape, aspect_ratio=1.0):
-  """(offset [y, x], size [h, w]) of a random crop: area 8-100%, aspect 3/4-4/3."""
+def sample_crop_box(image_shape, aspect_ratio=1.0, min_area=AREA_RANGE[0]):
+  """(offset [y, x], size [h, w]) of a random crop: area `min_area` (8%)-100%, aspect
+  3/4-4/3."""
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
   begin, size, _ = tf.image.sample_distorted_bounding_box(
       image_shape, bounding_boxes=bbox, min_object_covered=0.1,
       aspect_ratio_range=(ASPECT_RATIO_RANGE[0] * aspect_ratio,
                           ASPECT_RATIO_RANGE[1] * aspect_ratio),
-      area_range=AREA_RANGE, max_attempts=100, use_image_if_no_bounding_boxes=True)
+      area_range=(min_area, AREA_RANGE[1]), max_attempts=100, use_image_if_no_bounding_boxes=True)
   return begin[:2], size[:2]
 
 
-def random_crop_with_resize(image, height, width):
+def random_crop_with_resize(image, height, width, min_area=AREA_RANGE[0]):
   """A random crop (any dtype), converted to float and resized bicubically."""
-  offset, size = sample_crop_box(tf.shape(image), width / height)
+  offset, size = sample_crop_box(tf.shape(image), width / height, min_area)
   image = tf.image.crop_to_bounding_box(image, offset[0], offset[1], size[0], size[1])
   return tf.image.resize(to_float(image), [height, width], method='bicubic')
 
@@ -129,13 +130,15 @@ def center_crop(image, height, width, crop_proportion=CROP_PROPORTION):
 
 
 def preprocess_for_train(image, height, width, color_distort=True, strength=1.0,
-                         impl='simclrv2', crop=True, flip=True, finish=True):
+                         impl='simclrv2', crop=True, flip=True, finish=True,
+                         crop_min_area=AREA_RANGE[0]):
   """One training view of an RGB image of any dtype, float32.
 
   `finish=False` stops before the colour distortion and the final clip, which
   `color.batch_random_color_jitter` then applies on the accelerator.
   """
-  image = random_crop_with_resize(image, height, width) if crop else to_float(image)
+  image = (random_crop_with_resize(image, height, width, crop_min_area) if crop
+           else to_float(image))
   if flip:
     image = tf.image.random_flip_left_right(image)
   if color_distort and finish:
@@ -159,19 +162,20 @@ def preprocess_for_eval(image, height, width, crop=True):
 
 
 def preprocess(image, image_size, is_training, color_distort, strength=1.0,
-               impl='simclrv2'):
+               impl='simclrv2', crop_min_area=AREA_RANGE[0]):
   """The original's `preprocess_image` for a decoded image of any dtype/channels.
 
   Test-time cropping is off for images of 32 px or less (CIFAR).
   """
   image = to_rgb(image)
   if is_training:
-    return preprocess_for_train(image, image_size, image_size, color_distort, strength, impl)
+    return preprocess_for_train(image, image_size, image_size, color_distort, strength, impl,
+                                crop_min_area=crop_min_area)
   return preprocess_for_eval(image, image_size, image_size, crop=image_size > 32)
 
 
 def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2,
-                   color_on_device=False):
+                   color_on_device=False, crop_min_area=AREA_RANGE[0]):
   """`views` independent augmentations stacked on the channel axis: [H, W, 3 * views].
 
   Strength 0 skips colour distortion altogether, random grayscale included
@@ -181,5 +185,6 @@ def pretrain_views(image, image_size, strength=1.0, impl='simclrv2', views=2,
   """
   image = to_rgb(image)
   return tf.concat([preprocess_for_train(image, image_size, image_size, strength > 0, strength,
-                                         impl, finish=not color_on_device)
+                                         impl, finish=not color_on_device,
+                                         crop_min_area=crop_min_area)
                     for _ in range(views)], -1)

@@ -7,14 +7,17 @@ with its own draw: the colour distortion (`--color_jitter_on_device`,
 applies them once to its batch, before anything else, so every pass over the
 batch sees the same views: the online network, the momentum network's keys,
 and both passes of the micro-batched step. Fine-tuning and distillation
-augment on the host only.
+augment on the host only. Both touch the RGB channels only, never the
+`--randbits` channels that follow them.
 """
+import tensorflow as tf
+
 from tf2.views import split_views, stack_views
 from tf2.data import blur, color
 
 
 class DeviceAugment:
-  """Callable on a batch of stacked views `[B, H, W, 3k]`; returns the same layout."""
+  """Callable on a batch of stacked views `[B, H, W, c k]`; returns the same layout."""
 
   def __init__(self, config):
     self.color_jitter = config.color_jitter_on_device
@@ -22,15 +25,18 @@ class DeviceAugment:
     self.impl = config.color_jitter_impl
     self.blur = config.use_blur
     self.image_size = config.image_size
+    self.channels = config.view_channels
     self.enabled = config.train_mode == 'pretrain' and (self.blur or self.color_jitter)
 
   def __call__(self, images):
     """`images` augmented when `enabled`, else unchanged."""
     if not self.enabled:
       return images
-    features = split_views(images)
+    features = split_views(images, self.channels)
+    rgb, rest = features[..., :3], features[..., 3:]
     if self.color_jitter:
-      features = color.batch_random_color_jitter(features, self.strength, self.impl)
+      rgb = color.batch_random_color_jitter(rgb, self.strength, self.impl)
     if self.blur:
-      features = blur.batch_random_blur(features, self.image_size)
-    return stack_views(features, images.shape[-1] // 3)
+      rgb = blur.batch_random_blur(rgb, self.image_size)
+    features = tf.concat([rgb, rest], -1) if self.channels > 3 else rgb
+    return stack_views(features, images.shape[-1] // self.channels)

@@ -14,19 +14,29 @@ import functools
 from absl import logging
 import tensorflow as tf
 
-from tf2.data import augment, service
+from tf2.data import augment, randbits, service
 
 
 def preprocess_fn(config, is_training):
-  """image -> model input ([H, W, 6] two views when pretraining, else [H, W, 3])."""
+  """image -> model input ([H, W, 6] two views when pretraining, else [H, W, 3]; with
+  --randbits each view followed by its bit channels, `randbits.py`)."""
   if is_training and config.train_mode == 'pretrain':
-    return functools.partial(augment.pretrain_views, image_size=config.image_size,
-                             strength=config.color_jitter_strength,
-                             impl=config.color_jitter_impl,
-                             color_on_device=config.color_jitter_on_device)
-  # Fine-tuning: crop and flip without colour distortion; eval: centre crop.
-  return functools.partial(augment.preprocess, image_size=config.image_size,
-                           is_training=is_training, color_distort=False)
+    views = 2
+    make_views = functools.partial(augment.pretrain_views, image_size=config.image_size,
+                                   strength=config.color_jitter_strength,
+                                   impl=config.color_jitter_impl,
+                                   color_on_device=config.color_jitter_on_device,
+                                   crop_min_area=config.crop_min_area)
+  else:
+    # Fine-tuning: crop and flip without colour distortion; eval: centre crop.
+    views = 1
+    make_views = functools.partial(augment.preprocess, image_size=config.image_size,
+                                   is_training=is_training, color_distort=False,
+                                   crop_min_area=config.crop_min_area)
+  if not config.randbits:
+    return make_views
+  return lambda image: randbits.append_bits(
+      make_views(image), randbits.image_bits(augment.to_rgb(image), config.randbits), views)
 
 
 def make_input_fn(source, config, is_training, split=None, global_batch_size=None, keep=None,

@@ -14,6 +14,10 @@ from tf2.data import input_pipeline
 from tf2.data import sampling
 from tf2.training.progress import PassProgress
 
+# The representation the evaluations read: the encoder's output (the ResNet's
+# `final_avg_pool`, the ConvNet's dense block).
+REPRESENTATION = 'proj_head_input'
+
 
 def pad_batch(images, labels, size, label_dtype=tf.int64):
   """A replica's batch padded to the static `size`: (images, labels, valid mask, count)."""
@@ -25,7 +29,7 @@ def pad_batch(images, labels, size, label_dtype=tf.int64):
   return images, labels, tf.range(size) < count, count
 
 
-def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
+def make_feature_step(model, strategy, per_replica_batch, key=REPRESENTATION):
   """step(images, labels) -> (features, labels, valid), gathered from all replicas."""
 
   def replica_step(images, labels):
@@ -45,7 +49,7 @@ def make_feature_step(model, strategy, per_replica_batch, key='final_avg_pool'):
 class FeatureExtractor:
   """Features `key` of one model under `strategy`, split after split (eval preprocessing)."""
 
-  def __init__(self, config, model, strategy, key='final_avg_pool'):
+  def __init__(self, config, model, strategy, key=REPRESENTATION):
     self.config, self.strategy = config, strategy
     per_replica_batch = -(-config.eval_batch_size // strategy.num_replicas_in_sync)
     self.step = make_feature_step(model, strategy, per_replica_batch, key)
@@ -78,6 +82,6 @@ class FeatureExtractor:
 
 
 def split_features(model, strategy, source, config, split, sample=0, seed=0,
-                   key='final_avg_pool'):
+                   key=REPRESENTATION):
   """`FeatureExtractor(...)(source, split, sample, seed)`, for a single split."""
   return FeatureExtractor(config, model, strategy, key)(source, split, sample, seed)

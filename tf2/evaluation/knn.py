@@ -10,7 +10,7 @@ with the largest total wins. The queries are a seeded sample of
 `--knn_bank_size` examples of the train split (0: the whole split), each
 spread over its split (stratified by class where labels are known up front)
 and the same at every checkpoint, both eval-preprocessed, as
-`final_avg_pool` features gathered from every replica. `KnnMonitor` scores the model at every
+encoder features (`features.REPRESENTATION`) gathered from every replica. `KnnMonitor` scores the model at every
 checkpoint of a training run.
 """
 import time

@@ -1,7 +1,7 @@
 """Linear evaluation on frozen features (SimCLR section 4 protocol, full-batch form).
 
-Features are the encoder output (`final_avg_pool`, the pooled representation)
-of centre-cropped images, computed once in inference mode on every replica
+Features are the encoder output (`features.REPRESENTATION`: the ResNet's
+pooled `final_avg_pool`) of centre-cropped images, computed once in inference mode on every replica
 (`tf2/evaluation/features.py`); a multinomial
 logistic regression is fitted on the standardised training features by
 full-batch Adam with a small L2 penalty, and its test accuracy is reported.
@@ -32,7 +32,8 @@ def estimate_batch_norm_statistics(model, source, config, split, batches=20, bat
   """Runs training-mode forward passes (no weight update) so BN moving averages fit the data."""
   size = config.image_size
 
-  @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+  @tf.function(input_signature=[tf.TensorSpec([None, size, size, config.view_channels],
+                                               tf.float32)])
   def forward(images):
     model(images, training=True)
 

@@ -82,7 +82,8 @@ def write_image_summaries(config, source, writer, step, augment, count=3):
                                           global_batch_size=count)
   images, _ = next(iter(input_fn()))
   images = augment(images)
-  views = tf.split(images, images.shape[-1] // 3, axis=-1)
+  views = [view[..., :3] for view in
+           tf.split(images, images.shape[-1] // config.view_channels, axis=-1)]
   with writer.as_default():
     for i, view in enumerate(views):
       tf.summary.image(f'train/augmented_view_{i}', view, step=step, max_outputs=count)
