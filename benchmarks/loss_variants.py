@@ -24,19 +24,13 @@ import recipes
 from benchmarks import children
 from tf2 import console
 from tf2 import hardware
+from tf2.training.generalized_contrastive import VARIANTS
 
-# The losses compared: NT-Xent and the paper's four variants (tf2/training/generalized_contrastive.py).
-LOSSES = {
-    'nt_xent': dict(contrastive_loss='nt_xent', hidden_norm=True),
-    'decoupled_nt_xent': dict(contrastive_loss='generalized', gcl_distribution='logsumexp',
-                              hidden_norm=True),
-    'swd_normal': dict(contrastive_loss='generalized', gcl_distribution='normal',
-                       hidden_norm=False),
-    'swd_hypersphere': dict(contrastive_loss='generalized', gcl_distribution='normal',
-                            hidden_norm=True),
-    'swd_hypercube': dict(contrastive_loss='generalized', gcl_distribution='uniform',
-                          hidden_norm=False),
-}
+# The losses compared: NT-Xent and the paper's four variants.
+LOSSES = {'nt_xent': dict(contrastive_loss='nt_xent', hidden_norm=True)}
+LOSSES.update({name: dict(contrastive_loss='generalized', gcl_distribution=distribution,
+                          hidden_norm=hidden_norm)
+               for name, (distribution, hidden_norm) in VARIANTS.items()})
 KNN = 'eval/knn_top_1'
 PROBE = 'linear_probe/trained_encoder_top_1'
 

@@ -81,7 +81,10 @@ def compare(content, export_path, batch=2, seed=0, relative=False):
   """
   loaded = tf.saved_model.load(export_path)
   size = int(loaded.image_size()) if hasattr(loaded, 'image_size') else 224
-  images = np.random.default_rng(seed).uniform(size=(batch, size, size, 3)).astype(np.float32)
+  spec = loaded.signatures[SERVING_DEFAULT].structured_input_signature[1]['images']
+  channels = spec.shape[-1]  # 3, or 3 + the --randbits channels.
+  images = np.random.default_rng(seed).uniform(size=(batch, size, size, channels))
+  images = images.astype(np.float32)
   expected = loaded.signatures[SERVING_DEFAULT](images=tf.constant(images))
   runner = _interpreter(content).get_signature_runner(SERVING_DEFAULT)
   got = runner(images=images)
@@ -110,7 +113,7 @@ def main(argv=None):
   print(f'Wrote {args.dst} from {path}: {len(content) / 2**20:.2f} MiB '
         f'(quantize={args.quantize}); max |TFLite - SavedModel| over '
         f'{len(diffs)} outputs: {max(diffs.values()):.3g} '
-        f'(final_avg_pool {diffs["final_avg_pool"]:.3g}); relative to the '
+        f'(the representation, proj_head_input, {diffs["proj_head_input"]:.3g}); relative to the '
         f'largest output value: {max(relative.values()):.3g}')
   return diffs
 

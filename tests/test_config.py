@@ -31,6 +31,10 @@ def test_defaults_are_the_originals():
     (dict(encoder='convnet', sk_ratio=0.0625), '--sk_ratio is a ResNet setting'),
     (dict(encoder='convnet', train_mode='finetune', fine_tune_after_block=2),
      '--fine_tune_after_block is a ResNet setting'),
+    (dict(encoder='convnet', image_size=14), '--encoder=convnet needs --image_size >= 15'),
+    (dict(randbits=5, digits_on_images=16), '--randbits and --digits_on_images'),
+    (dict(digits_on_images=-1), '--digits_on_images must be >= 0'),
+    (dict(digits_label='flower'), '--digits_label'),
 ])
 def test_invalid_settings_name_the_flag(changes, flag):
   with pytest.raises(ValueError, match=flag):
@@ -39,7 +43,8 @@ def test_invalid_settings_name_the_flag(changes, flag):
 
 def test_a_view_has_the_rgb_and_the_bit_channels():
   assert Config().view_channels == 3 and Config(randbits=20).view_channels == 23
-  Config(encoder='convnet', randbits=30, crop_min_area=1.0).validate()
+  edges = Config(encoder='convnet', randbits=30, crop_min_area=1.0, image_size=15).validate()
+  assert (edges.view_channels, edges.image_size) == (33, 15)
 
 
 def test_cifar_stem_and_supervised_head_rules():

@@ -12,6 +12,7 @@ from original_code import REFERENCE
 from tf2 import runner
 from tf2.config import Config
 from tf2.data import digits_on_images as doi
+from tf2.data import mnist5k
 from tf2.data.datasets import array_source
 from tf2.errors import DatasetError
 
@@ -46,6 +47,18 @@ def test_sizes_and_the_composite_against_numpy(side, size, starts):
   resized = np.clip(np.round(resized), 0, 255).astype(np.uint8)
   got = doi.composite(tf.constant(image), tf.constant(digit)).numpy()
   np.testing.assert_array_equal(got, numpy_composite(image, resized, size, starts))
+
+
+def test_a_grey_image_is_made_rgb_and_other_images_are_refused():
+  rng = np.random.default_rng(4)
+  grey = rng.integers(0, 256, (28, 28, 1), np.uint8)
+  digit = tf.constant(digits(1)[0][0])
+  np.testing.assert_array_equal(doi.composite(tf.constant(grey), digit),
+                                doi.composite(tf.constant(np.repeat(grey, 3, -1)), digit))
+  with pytest.raises(DatasetError, match='8-bit square images'):
+    doi.composite(tf.zeros([32, 40, 3], tf.uint8), digit)
+  with pytest.raises(DatasetError, match='8-bit square images'):
+    doi.composite(tf.zeros([32, 32, 3], tf.float32), digit)
 
 
 def test_equals_the_original_notebook_at_224_px():
@@ -111,11 +124,21 @@ def test_both_views_show_the_digit_drawn_for_their_example(tmp_path):
 
 
 def test_the_runner_composites_digits_from_mnist5k_and_refuses_too_many():
+  """On shapes (6 classes): digit labels up to 9, each image the composite of its shape
+  image with one of mnist5k's first 16 train digits of that label."""
   config = Config(dataset='shapes', digits_on_images=16, digits_label='digit', use_tpu=False,
                   eval_split='test', mode='train_then_eval')
   source = runner.load_source(config)
   assert source.num_classes == 10 and source.split_labels is None
-  image, label = next(iter(source.read('test')))
-  assert image.shape == (32, 32, 3) and 0 <= int(label) <= 9
+  plain = runner.load_source(config.replace(digits_on_images=0))
+  digits, digit_labels = mnist5k.splits()['train']
+  labels = []
+  for (image, label), (background, _) in zip(source.read('test').take(40),
+                                             plain.read('test').take(40)):
+    candidates = [i for i in range(16) if digit_labels[i] == int(label) and np.array_equal(
+        doi.composite(background, tf.constant(digits[i])).numpy(), image.numpy())]
+    assert candidates, int(label)
+    labels.append(int(label))
+  assert max(labels) >= 6  # Not the shape's label.
   with pytest.raises(DatasetError, match='use 1 to 4000'):
     runner.load_source(config.replace(digits_on_images=4001))

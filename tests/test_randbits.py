@@ -107,3 +107,13 @@ def test_the_export_appends_the_bits_as_the_pipeline_does(tmp_path):
   flipped = inputs.numpy()
   flipped[..., 3:] = 1 - flipped[..., 3:]
   assert np.abs(module(flipped, trainable=False)['proj_head_input'].numpy() - direct).max() > 1e-3
+
+
+def test_a_teacher_trained_on_other_bits_is_refused_before_any_model_is_built(tmp_path):
+  from tf2 import preflight  # pylint: disable=g-import-not-at-top
+  from tf2.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from tf2.evaluation import results  # pylint: disable=g-import-not-at-top
+  results.write_flags(Config(randbits=3, train_mode='finetune', use_tpu=False), str(tmp_path))
+  student = Config(train_mode='distill', teacher_checkpoint=str(tmp_path), use_tpu=False)
+  with pytest.raises(ConfigError, match='--randbits=3.*set the same --randbits'):
+    preflight.check_teacher(student, source=None)

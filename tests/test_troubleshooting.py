@@ -262,6 +262,11 @@ SCENARIOS = {
         ['--train_mode=distill'], '--train_mode=distill needs --teacher_checkpoint'),
     'a batch size not divisible by the replicas': batch_not_divisible,
     '`--image_size=4`': with_flags(['--image_size=4'], '--image_size=4 is below 8'),
+    '`--encoder=convnet --image_size=14`': with_flags(
+        ['--encoder=convnet', '--image_size=14'], '--encoder=convnet needs --image_size >= 15'),
+    '`--randbits=10 --digits_on_images=16`': with_flags(
+        ['--randbits=10', '--digits_on_images=16'],
+        '--randbits and --digits_on_images cannot be combined'),
     'a `--model_dir` that cannot be written': unwritable_model_dir,
     'the disk fills while a checkpoint is written': disk_full_at_checkpoint,
     'the disk fills while a SavedModel is exported': disk_full_at_export,

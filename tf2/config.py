@@ -26,6 +26,8 @@ PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16', 'float64', 'auto')
 CONTRASTIVE_LOSSES = ('nt_xent', 'generalized')
 GCL_DISTRIBUTIONS = ('logsumexp', 'normal', 'uniform')
 ENCODERS = ('resnet', 'convnet')
+# Three 3x3 convolutions of stride 2 without padding: 15 px -> 7 -> 3 -> 1.
+CONVNET_MIN_IMAGE_SIZE = 15
 # RandBits: at most this many bits (one hash of 64 bits per image, and far beyond the
 # paper's 20).
 MAX_RANDBITS = 30
@@ -522,6 +524,13 @@ class Config:
     if not 0 <= self.randbits <= MAX_RANDBITS:
       raise ConfigError(f'--randbits must be in [0, {MAX_RANDBITS}] (0: off), got '
                         f'{self.randbits}.')
+    if self.randbits and self.digits_on_images:
+      raise ConfigError('--randbits and --digits_on_images cannot be combined: the bits hash '
+                        'the image, and a new digit on every read would change them. Use one.')
+    if self.encoder == 'convnet' and self.image_size < CONVNET_MIN_IMAGE_SIZE:
+      raise ConfigError(f'--encoder=convnet needs --image_size >= {CONVNET_MIN_IMAGE_SIZE}: its '
+                        f'three unpadded 3x3 convolutions of stride 2 leave nothing of '
+                        f'{self.image_size} px (28 for MNIST, 32 for CIFAR-10).')
     if self.encoder == 'convnet':
       resnet_only = {'sk_ratio': self.sk_ratio > 0, 'se_ratio': self.se_ratio > 0,
                      'fine_tune_after_block': self.fine_tune_after_block != -1}

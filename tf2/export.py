@@ -1,8 +1,9 @@
 """SavedModel export: `model_dir/saved_model/<step>/`, loadable and fine-tunable.
 
 The exported object is called as `module(images, trainable=bool)` on a float32
-batch `[B, H, W, 3]` in [0, 1] and returns a dict of the encoder endpoints
-(`initial_conv`, `initial_max_pool`, `block_group1`..`4`, `final_avg_pool`),
+batch `[B, H, W, 3]` in [0, 1] (3 + k channels with `--randbits=k`) and
+returns a dict of the encoder endpoints (the ResNet's `initial_conv`,
+`initial_max_pool`, `block_group1`..`4`, `final_avg_pool`; the ConvNet's),
 `proj_head_input`, `proj_head_output` and, when the model has a supervised
 head, `logits_sup`. `trainable=True` runs BatchNorm in training mode (batch
 statistics, moving averages updated) so that the module can be fine-tuned:
@@ -72,7 +73,7 @@ class _Exported(tf.__internal__.tracking.AutoTrackable):
         view = augment.preprocess(image, image_size, is_training=False, color_distort=False)
         if not config.randbits:
           return view
-        return randbits.append_bits(view, randbits.image_bits(image, config.randbits), 1)
+        return randbits.with_bits(view, image, config.randbits, 1)
       batch = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec(
           [image_size, image_size, config.view_channels], tf.float32))
       return call(batch, False)

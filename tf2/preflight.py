@@ -70,7 +70,14 @@ def check_labels(config, source):
 
 def check_teacher(config, source):
   """The distillation teacher's class count; an error if the labelled data has another."""
-  teacher_lib.teacher_config(config.teacher_checkpoint, config)  # flags.json, supervised head.
+  teacher = teacher_lib.teacher_config(config.teacher_checkpoint, config)  # flags.json
+  if teacher.view_channels != config.view_channels or (
+      'convnet' in (teacher.encoder, config.encoder) and teacher.image_size != config.image_size):
+    raise ConfigError(
+        f'The teacher {config.teacher_checkpoint} was trained on --randbits='
+        f'{teacher.randbits}, --image_size={teacher.image_size} (--encoder={teacher.encoder}); '
+        f'it reads the student\'s input, so set the same --randbits (and, with a ConvNet, the '
+        f'same --image_size) as the teacher.')
   classes = teacher_lib.supervised_classes(config.teacher_checkpoint)
   if classes is None:
     raise ConfigError(f'The teacher {config.teacher_checkpoint} has no supervised head '

@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tf2.data import augment
 from tf2.errors import DatasetError
 
 OFFSETS = (0.15, 0.45, 0.75)
@@ -38,12 +39,15 @@ def offsets(side):
 
 
 def composite(image, digit):
-  """`image` (uint8 [H, W, 3], H = W) with `digit` (uint8 [h, w, 1]) resized to
+  """`image` (uint8, [H, W, 1-4], H = W) made RGB, with `digit` (uint8 [h, w, 1]) resized to
   `digit_size(H)` and tiled 3 x 3 on it by pixel-wise maximum."""
   side = image.shape[0]
-  if side is None or image.shape[1] != side:
-    raise DatasetError(f'--digits_on_images needs square images of one size (e.g. CIFAR-10 '
-                       f'or a dataset resized first); got images of shape {image.shape}.')
+  if side is None or image.shape[1] != side or image.dtype != tf.uint8:
+    raise DatasetError(
+        f'--digits_on_images needs 8-bit square images of one size known in advance (TFDS '
+        f'datasets such as cifar10 or mnist); got {image.dtype.name} images of shape '
+        f'{image.shape}.')
+  image = augment.to_rgb(image)
   size = digit_size(side)
   digit = tf.image.resize(tf.image.grayscale_to_rgb(digit), [size, size], antialias=True)
   digit = tf.cast(tf.clip_by_value(tf.round(digit), 0, 255), tf.uint8)

@@ -35,8 +35,7 @@ def preprocess_fn(config, is_training):
                                    crop_min_area=config.crop_min_area)
   if not config.randbits:
     return make_views
-  return lambda image: randbits.append_bits(
-      make_views(image), randbits.image_bits(augment.to_rgb(image), config.randbits), views)
+  return lambda image: randbits.with_bits(make_views(image), image, config.randbits, views)
 
 
 def make_input_fn(source, config, is_training, split=None, global_batch_size=None, keep=None,

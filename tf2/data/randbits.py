@@ -16,6 +16,8 @@ solve its task with them and learn less of the content.
 """
 import tensorflow as tf
 
+from tf2.data import augment
+
 
 def image_bits(image, bits):
   """float32 [bits] of 0s and 1s: `bits` bits of a hash of the pixels of `image`."""
@@ -31,3 +33,9 @@ def append_bits(stacked, bits, views):
   planes = tf.broadcast_to(bits, [shape[0], shape[1], tf.size(bits)])
   return tf.concat([part for view in tf.split(stacked, views, axis=-1)
                     for part in (view, planes)], -1)
+
+
+def with_bits(stacked, image, bits, views):
+  """`append_bits` with the bits of `image`, the decoded image the views were made from
+  (made RGB first, so that a grey image and its RGB decoding get the same bits)."""
+  return append_bits(stacked, image_bits(augment.to_rgb(image), bits), views)
