@@ -4,7 +4,9 @@ The CPU is split before TensorFlow initialises its devices, so every test can
 compare an 8-replica MirroredStrategy against a single-device computation.
 """
 import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from unittest import mock
@@ -77,15 +79,25 @@ def per_replica_slices(strategy, array):
 
 
 @pytest.fixture(scope='session')
-def real_cifar10(tmp_path_factory):
-  """A TFDS data_dir with CIFAR-10 (2,000 train images, full test) from ../shared."""
+def real_cifar10(tmp_path_factory, worker_id):
+  """A TFDS data_dir with CIFAR-10 (2,000 train images, full test) from ../shared, read
+  only. Prepared once per run: pytest-xdist's workers share their base directory's parent,
+  and the first to take the lock prepares it while the others wait."""
   if not os.path.isdir(SHARED_DIR):
     pytest.skip('../shared is absent')
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  subprocess.run([sys.executable, os.path.join(SHARED_DIR, 'tools', 'prepare_cifar10.py'),
-                  '--data_dir', data_dir, '--train_limit', '2000'], check=True,
-                 capture_output=True)
-  return data_dir
+  root = tmp_path_factory.getbasetemp()
+  if worker_id != 'master':
+    root = root.parent
+  data_dir = root / 'real_cifar10'
+  with open(root / 'real_cifar10.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (root / 'real_cifar10.done').exists():
+      shutil.rmtree(data_dir, ignore_errors=True)  # What a failed try left.
+      subprocess.run([sys.executable, os.path.join(SHARED_DIR, 'tools', 'prepare_cifar10.py'),
+                      '--data_dir', str(data_dir), '--train_limit', '2000'], check=True,
+                     capture_output=True)
+      (root / 'real_cifar10.done').touch()
+  return str(data_dir)
 
 
 @contextlib.contextmanager

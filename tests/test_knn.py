@@ -52,14 +52,14 @@ def test_features_from_8_replicas_equal_one_device(strategy8, rng):
   images = rng.randint(0, 256, (n, 32, 32, 3)).astype(np.uint8)
   labels = np.arange(n)  # Unique labels identify the examples after gathering.
   source = array_source('tiny', {'train': (images, labels), 'test': (images, labels)}, n)
-  config = Config(resnet_depth=18, resnet_base_width=8, image_size=32, eval_batch_size=16,
-                  use_tpu=False, global_bn=False, train_split='train', eval_split='test')
+  config = Config(encoder='convnet', image_size=32, eval_batch_size=16, use_tpu=False,
+                  global_bn=False, train_split='train', eval_split='test')
   with strategy8.scope():
     model = SimCLRModel(config, 10).build_for()
   x, y = features.split_features(model, strategy8, source, config, 'test')
   assert sorted(y.tolist()) == list(range(n))  # Every example exactly once.
   expected = model(tf.constant(images, tf.float32) / 255.0, training=False,
-                   return_endpoints=True)['final_avg_pool'].numpy()
+                   return_endpoints=True)[features.REPRESENTATION].numpy()
   np.testing.assert_allclose(x[np.argsort(y)], expected, atol=1e-5)
   assert float(np.std(expected)) > 1e-3
   x10, y10 = features.split_features(model, strategy8, source, config, 'train', sample=10,

@@ -50,9 +50,8 @@ def test_shapes_are_what_they_claim():
   assert len(set(np.round(list(area.values()), 2))) == 6
 
 
-def test_builtin_hook():
-  assert shapes_data.builtin('cifar10', None, ['train']) is None
-  source = shapes_data.builtin('shapes', None, ['test'])
+def test_the_source_has_its_splits_and_refuses_others():
+  source = shapes_data.source(['test'])
   assert source.num_classes == 6 and source.num_examples('test') == 2000
   with pytest.raises(DatasetError, match='--eval_split=test'):
-    shapes_data.builtin('shapes', None, ['validation'])
+    shapes_data.source(['validation'])

@@ -41,13 +41,14 @@ def needed_splits(config):
 
 
 # The datasets built in (no download), by name.
-BUILTIN = {shapes_data.NAME: shapes_data.builtin, mnist5k.NAME: mnist5k.builtin}
+BUILTIN = {shapes_data.NAME: shapes_data.source, mnist5k.NAME: mnist5k.source}
 
 
 def builtin_source(dataset, data_dir, splits):
   """The `datasets.build_source` hook: the built-in dataset of that name, or None."""
+  del data_dir  # Built in: nothing to read or download.
   hook = BUILTIN.get(dataset)
-  return hook(dataset, data_dir, splits) if hook else None
+  return hook(splits) if hook else None
 
 
 def load_source(config):

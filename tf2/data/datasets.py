@@ -430,6 +430,15 @@ def array_source(name, splits: dict, num_classes) -> DatasetSource:
                        split_labels={s: np.asarray(v[1], np.int64) for s, v in splits.items()})
 
 
+def check_builtin_splits(name, available, wanted):
+  """Refuses a split that a dataset built into the library (every one has `train` and
+  `test`) lacks, naming the flags that choose its splits."""
+  for split in wanted:
+    if split not in available:
+      raise DatasetError(f'The {name} dataset has splits {sorted(available)}, not {split!r}: '
+                         'use --train_split=train --eval_split=test.')
+
+
 def is_folder(dataset):
   """Whether --dataset names a folder. TFDS names may contain '/'
   (imagenet2012_subset/1pct): a path is an existing directory or starts like one."""

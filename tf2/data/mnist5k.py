@@ -11,13 +11,14 @@ import gzip
 
 import numpy as np
 
-from tf2.data.datasets import DatasetError, array_source
+from tf2.data.datasets import DatasetError, array_source, check_builtin_splits
 
 NAME = 'mnist5k'
 SIZE = 28
 NUM_CLASSES = 10
 TRAIN_PER_CLASS = 400
 SPLIT_SEED = 0
+SPLITS = ('train', 'test')
 
 
 def data_path():
@@ -51,19 +52,13 @@ def splits():
     indices = rng.permutation(np.flatnonzero(labels == label))
     train.append(indices[:TRAIN_PER_CLASS])
     test.append(indices[TRAIN_PER_CLASS:])
-  chosen = {'train': rng.permutation(np.concatenate(train)),
-            'test': rng.permutation(np.concatenate(test))}
+  chosen = dict(zip(SPLITS, (rng.permutation(np.concatenate(train)),
+                             rng.permutation(np.concatenate(test)))))
   return {split: (images[index], labels[index]) for split, index in chosen.items()}
 
 
-def builtin(dataset, data_dir, wanted):
-  """The `datasets.build_source` hook: a source for `mnist5k`, None for other names."""
-  del data_dir
-  if dataset != NAME:
-    return None
+def source(wanted):
+  """The `DatasetSource` of the `wanted` splits (`runner.BUILTIN`)."""
+  check_builtin_splits(NAME, SPLITS, wanted)
   arrays = splits()
-  for split in wanted:
-    if split not in arrays:
-      raise DatasetError(f'The {NAME} dataset has splits {sorted(arrays)}, not {split!r}: '
-                         'use --train_split=train --eval_split=test.')
   return array_source(NAME, {split: arrays[split] for split in wanted}, NUM_CLASSES)

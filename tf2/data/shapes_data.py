@@ -13,7 +13,7 @@ Splits: `train` (default 10,000 images) and `test` (2,000), balanced.
 """
 import numpy as np
 
-from tf2.data.datasets import DatasetError, array_source
+from tf2.data.datasets import array_source, check_builtin_splits
 
 NAME = 'shapes'
 CLASSES = ('disk', 'ring', 'square', 'triangle', 'plus', 'star')
@@ -66,15 +66,8 @@ def generate(num_images, seed, size=SIZE):
   return images, labels.astype(np.int64)
 
 
-def builtin(dataset, data_dir, splits):
-  """The `datasets.build_source` hook: a source for `shapes`, None for other names."""
-  del data_dir
-  if dataset != NAME:
-    return None
-  arrays = {}
-  for split in splits:
-    if split not in SPLIT_SIZES:
-      raise DatasetError(f'The {NAME} dataset has splits {sorted(SPLIT_SIZES)}, not {split!r}: '
-                         'use --train_split=train --eval_split=test.')
-    arrays[split] = generate(SPLIT_SIZES[split], SPLIT_SEEDS[split])
-  return array_source(NAME, arrays, len(CLASSES))
+def source(wanted):
+  """The `DatasetSource` of the `wanted` splits (`runner.BUILTIN`), generated."""
+  check_builtin_splits(NAME, SPLIT_SIZES, wanted)
+  return array_source(NAME, {split: generate(SPLIT_SIZES[split], SPLIT_SEEDS[split])
+                             for split in wanted}, len(CLASSES))
