@@ -52,8 +52,8 @@ def splits():
     indices = rng.permutation(np.flatnonzero(labels == label))
     train.append(indices[:TRAIN_PER_CLASS])
     test.append(indices[TRAIN_PER_CLASS:])
-  chosen = dict(zip(SPLITS, (rng.permutation(np.concatenate(train)),
-                             rng.permutation(np.concatenate(test)))))
+  chosen = {'train': rng.permutation(np.concatenate(train)),
+            'test': rng.permutation(np.concatenate(test))}
   return {split: (images[index], labels[index]) for split, index in chosen.items()}
 
 
